@@ -1,0 +1,56 @@
+"""Shared fixtures: the real data directory (from SCALING_DATA_DIR) and small file writers."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The shared real data; tests that need it skip, saying why, when it is not configured."""
+    value = os.environ.get("SCALING_DATA_DIR")
+    if not value:
+        pytest.skip("SCALING_DATA_DIR is not set (point it at ../shared/data to run real-data tests)")
+    path = Path(value)
+    if not path.is_dir():
+        pytest.skip(f"SCALING_DATA_DIR={value} does not exist")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _no_downloads(monkeypatch, tmp_path_factory):
+    """Tests never touch the network or the user's cache."""
+    monkeypatch.setenv("SCALING_OFFLINE", "1")
+    monkeypatch.setenv("SCALING_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+def squad_doc(paragraphs: list[dict], title: str = "T") -> dict:
+    return {"version": "test", "data": [{"title": title, "paragraphs": paragraphs}]}
+
+
+def paragraph(sentences: list[str], questions: list[tuple[str, str, int]], sep: str = " ",
+              breaks: bool = True) -> dict:
+    """A SQuAD paragraph; each question is (id, text, index of the answer sentence)."""
+    context, spans = "", []
+    for s in sentences:
+        if context:
+            context += sep
+        spans.append([len(context), len(context) + len(s)])
+        context += s
+    qas = [{"id": qid, "question": q, "answers": [{"text": context[slice(*spans[i])][:5], "answer_start": spans[i][0]}]}
+           for qid, q, i in questions]
+    para = {"context": context, "qas": qas}
+    if breaks:
+        para["sentence_breaks"] = spans
+        para["sentences"] = sentences
+    return para
+
+
+def write_json(path: Path, obj) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
+    return path
