@@ -7,38 +7,18 @@ counts are recorded in the benchmark's notes.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from scaling.data.benchmark import RetrievalBenchmark
 from scaling.data.errors import DataError
+from scaling.data.jsonl import iter_jsonl
 from scaling.languages import canonical
-
-
-def _jsonl(path: Path, required: tuple[str, ...]) -> list[dict]:
-    if not path.is_file():
-        raise DataError("file not found", file=path, hint="a BEIR directory holds corpus.jsonl, queries.jsonl and qrels/<split>.tsv")
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"malformed JSON ({exc.msg})", file=path, record=f"line {n}") from None
-            missing = [k for k in required if k not in row]
-            if missing:
-                raise DataError(f"missing field(s) {missing}", file=path, record=f"line {n}")
-            row["_line"] = n
-            rows.append(row)
-    return rows
 
 
 def read_beir(directory: Path, *, lang: str, split: str = "test", name: str | None = None) -> RetrievalBenchmark:
     lang = canonical(lang)
-    corpus = _jsonl(directory / "corpus.jsonl", ("_id", "text"))
-    queries = _jsonl(directory / "queries.jsonl", ("_id", "text"))
+    corpus = [row for _, row in iter_jsonl(directory / "corpus.jsonl", ("_id", "text"))]
+    queries = [row for _, row in iter_jsonl(directory / "queries.jsonl", ("_id", "text"))]
     qrels_path = directory / "qrels" / f"{split}.tsv"
     if not qrels_path.is_file():
         raise DataError("file not found", file=qrels_path, hint=f"split {split!r} has no qrels")

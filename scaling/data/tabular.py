@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pyarrow as pa
@@ -10,6 +9,7 @@ import pyarrow.parquet as pq
 
 from scaling.data.corpus import REQUIRED_COLUMNS, ParallelCorpus
 from scaling.data.errors import DataError
+from scaling.data.jsonl import iter_jsonl
 
 TABULAR_SUFFIXES = (".jsonl", ".parquet")
 
@@ -17,26 +17,13 @@ TABULAR_SUFFIXES = (".jsonl", ".parquet")
 def read_jsonl_corpus(path: Path) -> ParallelCorpus:
     """One JSON object per line; errors name the line."""
     rows, records = [], []
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"malformed JSON ({exc.msg}, column {exc.colno})", file=path, record=f"line {n}") from None
-            if not isinstance(row, dict):
-                raise DataError(f"expected a JSON object, found {type(row).__name__}", file=path, record=f"line {n}")
-            for key, value in row.items():
-                if value is not None and not isinstance(value, str):
-                    raise DataError(f"field {key!r} should be a string, found {type(value).__name__}",
-                                    file=path, record=f"line {n}")
-            missing = [k for k in REQUIRED_COLUMNS if k not in row]
-            if missing:
-                raise DataError(f"missing field(s) {missing}", file=path, record=f"line {n}",
-                                hint=f"rows need {', '.join(REQUIRED_COLUMNS)} (title optional)")
-            rows.append(row)
-            records.append(f"line {n}")
+    for n, row in iter_jsonl(path, REQUIRED_COLUMNS):
+        for key, value in row.items():
+            if value is not None and not isinstance(value, str):
+                raise DataError(f"field {key!r} should be a string, found {type(value).__name__}",
+                                file=path, record=f"line {n}")
+        rows.append(row)
+        records.append(f"line {n}")
     if not rows:
         raise DataError("file holds no rows", file=path)
     return ParallelCorpus.from_rows(rows, origin=str(path), record_ids=records)
