@@ -1,0 +1,175 @@
+"""The dual encoder: a Hugging Face backbone, a pooling rule, prefixes and L2 normalisation.
+
+One module serves training and evaluation, so a checkpoint is always encoded the way it was
+trained. Backbones are built without a pooler (an unused pooler breaks DDP), and may keep only
+their first k layers, which is how a pretrained model becomes a size ladder.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from typing import Literal, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from scaling.models.offline_e5 import HUB_NAME, ensure_offline_e5, resolve_model_path
+
+log = logging.getLogger(__name__)
+Pooling = Literal["cls", "mean", "last"]
+TextKind = Literal["query", "passage"]
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """How to build and apply an encoder; recorded with every result."""
+
+    model: str = "offline:multilingual-e5-small"
+    pooling: Pooling = "mean"
+    normalize: bool = True
+    query_prefix: str = "query: "
+    passage_prefix: str = "passage: "
+    max_length: int = 128
+    num_layers: int | None = None  # keep the first k transformer layers
+    freeze_word_embeddings: bool = False
+
+    def __post_init__(self) -> None:
+        if self.pooling not in ("cls", "mean", "last"):
+            raise ValueError(f"encoder.pooling must be 'cls', 'mean' or 'last', not {self.pooling!r}")
+        if self.max_length < 2:
+            raise ValueError(f"encoder.max_length must be at least 2, not {self.max_length}")
+        if self.num_layers is not None and self.num_layers < 1:
+            raise ValueError(f"encoder.num_layers must be >= 1 or unset, not {self.num_layers}")
+
+
+def pool(hidden: torch.Tensor, mask: torch.Tensor, how: Pooling) -> torch.Tensor:
+    """Pool token states (batch, tokens, dim) under an attention mask (batch, tokens)."""
+    if how == "cls":
+        return hidden[:, 0]
+    if how == "mean":
+        m = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * m).sum(1) / m.sum(1).clamp(min=1)
+    # last non-padding token, for right-padded decoder models
+    last = mask.sum(1).long() - 1
+    return hidden[torch.arange(hidden.size(0), device=hidden.device), last]
+
+
+_LAYER_PATHS = (("encoder", "layer"), ("layers",), ("h",))  # BERT/XLM-R, Llama-style, GPT-2-style
+
+
+def _truncate_layers(backbone: nn.Module, k: int) -> None:
+    """Keep the first k transformer layers (a pretrained model's size ladder)."""
+    for *owner_path, name in _LAYER_PATHS:
+        owner = backbone
+        for part in owner_path:
+            owner = getattr(owner, part, None)
+        layers = getattr(owner, name, None)
+        if isinstance(layers, nn.ModuleList):
+            if k > len(layers):
+                raise ValueError(f"encoder.num_layers={k} but the model has only {len(layers)} layers")
+            setattr(owner, name, layers[:k])
+            backbone.config.num_hidden_layers = k
+            return
+    raise ValueError(f"cannot find the layer list of {type(backbone).__name__} to keep {k} layers")
+
+
+def _load_backbone(path: str):
+    from transformers import AutoModel
+
+    try:
+        return AutoModel.from_pretrained(path, add_pooling_layer=False)
+    except TypeError:  # architectures without a pooler do not take the argument
+        return AutoModel.from_pretrained(path)
+
+
+class DualEncoder(nn.Module):
+    """Shared-weight query/passage encoder returning one (normalised) vector per text."""
+
+    def __init__(self, backbone: nn.Module, tokenizer, config: EncoderConfig) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.tokenizer = tokenizer
+        self.config = config
+        if config.num_layers is not None:
+            _truncate_layers(backbone, config.num_layers)
+        if config.freeze_word_embeddings:
+            self.word_embeddings().weight.requires_grad_(False)
+
+    @classmethod
+    def from_config(cls, config: EncoderConfig) -> "DualEncoder":
+        from transformers import AutoTokenizer
+
+        path = resolve_model_path(config.model)
+        try:
+            backbone, tokenizer = _load_backbone(path), AutoTokenizer.from_pretrained(path)
+        except OSError:
+            if config.model != HUB_NAME:
+                raise
+            log.warning("%s is not reachable; using the packaged offline conversion instead", HUB_NAME)
+            path = str(ensure_offline_e5())
+            backbone, tokenizer = _load_backbone(path), AutoTokenizer.from_pretrained(path)
+        return cls(backbone, tokenizer, config)
+
+    # ---- parts ----------------------------------------------------------------------------
+    def word_embeddings(self) -> nn.Embedding:
+        return self.backbone.get_input_embeddings()
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Total and non-embedding parameters (the scaling-curve x-axis counts the latter)."""
+        total = sum(p.numel() for p in self.backbone.parameters())
+        embedding_modules = [m for m in self.backbone.modules() if isinstance(m, nn.Embedding)]
+        embedding = sum(p.numel() for m in embedding_modules for p in m.parameters())
+        trainable = sum(p.numel() for p in self.backbone.parameters() if p.requires_grad)
+        return {"total": total, "non_embedding": total - embedding, "trainable": trainable}
+
+    def describe(self) -> dict:
+        return {"encoder": asdict(self.config), "parameters": self.parameter_counts(),
+                "hidden_size": int(self.backbone.config.hidden_size)}
+
+    # ---- encoding -------------------------------------------------------------------------
+    def prefix(self, kind: TextKind) -> str:
+        return self.config.query_prefix if kind == "query" else self.config.passage_prefix
+
+    def tokenize(self, texts: Sequence[str], kind: TextKind) -> dict[str, torch.Tensor]:
+        pre = self.prefix(kind)
+        return self.tokenizer([pre + t for t in texts], padding=True, truncation=True,
+                              max_length=self.config.max_length, return_tensors="pt")
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        out = pool(hidden, attention_mask, self.config.pooling)
+        return nn.functional.normalize(out, dim=-1) if self.config.normalize else out
+
+    @torch.inference_mode()
+    def encode(self, texts: Sequence[str], kind: TextKind, *, batch_size: int = 64,
+               device: str | torch.device | None = None) -> np.ndarray:
+        """Embed texts in length-sorted batches (less padding), returned in input order.
+
+        On CUDA the forward pass runs under bf16 autocast; outputs are float32.
+        """
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        was_training = self.training
+        self.eval().to(device)
+        pre = self.prefix(kind)
+        enc = self.tokenizer([pre + t for t in texts], truncation=True, max_length=self.config.max_length)
+        lengths = np.fromiter((len(ids) for ids in enc["input_ids"]), dtype=np.int64, count=len(texts))
+        order = np.argsort(-lengths, kind="stable")
+        dim = int(self.backbone.config.hidden_size)
+        out = np.empty((len(texts), dim), dtype=np.float32)
+        pad = self.tokenizer.pad_token_id or 0
+        for start in range(0, len(texts), batch_size):
+            idx = order[start:start + batch_size]
+            width = int(lengths[idx].max())
+            ids = torch.full((len(idx), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for row, i in enumerate(idx):
+                seq = enc["input_ids"][i]
+                ids[row, :len(seq)] = torch.tensor(seq)
+                mask[row, :len(seq)] = 1
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                vectors = self(ids.to(device), mask.to(device))
+            out[idx] = vectors.float().cpu().numpy()
+        self.train(was_training)
+        return out
