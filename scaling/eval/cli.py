@@ -1,0 +1,106 @@
+"""``jobs/evaluate.py``: evaluate one model on retrieval benchmarks and write tidy Parquet."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from scaling.data import DataError, load_benchmark
+from scaling.eval.evaluate import EvalConfig, EvalResult, evaluate_benchmark, evaluate_tatoeba, summary_rows, write_records
+from scaling.models.encoder import DualEncoder, EncoderConfig
+from scaling.models.offline_e5 import OfflineModelMissing
+
+
+def library_versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for name in ("torch", "transformers", "numpy", "pyarrow", "faiss-cpu", "ray"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(v) for v in text.split(",") if v.strip())
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="jobs/evaluate.py", description=__doc__.split("\n")[0])
+    p.add_argument("--model", default=EncoderConfig.model,
+                   help="hub name or local path (default: the packaged offline multilingual-e5-small)")
+    p.add_argument("--benchmark", action="append", required=True,
+                   help="xquad-r, mlqa-r, xquad, tatoeba, parallel-qa[:eval], or a folder; repeatable")
+    p.add_argument("--data-dir", help="folder with the datasets (default: $SCALING_DATA_DIR)")
+    p.add_argument("--languages", help="comma-separated subset of benchmark languages")
+    p.add_argument("--lang", help="language of a BEIR folder")
+    p.add_argument("--out", required=True, help="output folder for metrics.parquet and manifest.json")
+    p.add_argument("--pooling", default=EncoderConfig.pooling, choices=("cls", "mean", "last"))
+    p.add_argument("--max-length", type=int, default=EncoderConfig.max_length)
+    p.add_argument("--num-layers", type=int, help="keep only the first k layers of the model")
+    p.add_argument("--query-prefix", default=EncoderConfig.query_prefix)
+    p.add_argument("--passage-prefix", default=EncoderConfig.passage_prefix)
+    p.add_argument("--batch-size", type=int, default=EvalConfig.batch_size)
+    p.add_argument("--ks", type=_ints, default=EvalConfig.ks, help="cut-offs for recall/nDCG/MRR (default 1,10,100)")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--no-cache", action="store_true", help="re-encode instead of reusing cached embeddings")
+    return p.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> EvalResult:
+    encoder = DualEncoder.from_config(EncoderConfig(
+        model=args.model, pooling=args.pooling, max_length=args.max_length, num_layers=args.num_layers,
+        query_prefix=args.query_prefix, passage_prefix=args.passage_prefix))
+    config = EvalConfig(ks=args.ks, batch_size=args.batch_size, device=args.device, use_cache=not args.no_cache)
+    languages = [v.strip() for v in args.languages.split(",")] if args.languages else None
+    result = EvalResult()
+    names = []
+    start = time.perf_counter()
+    for source in args.benchmark:
+        bench = load_benchmark(source, data_dir=args.data_dir, languages=languages, lang=args.lang)
+        if isinstance(bench, dict):
+            evaluate_tatoeba(encoder, bench, config, result)
+            names.append("tatoeba")
+        else:
+            evaluate_benchmark(encoder, bench, config, result)
+            names.append(bench.name)
+    out = Path(args.out)
+    write_records(result, out / "metrics.parquet")
+    manifest = {"command": sys.argv, "model": args.model, "encoder": encoder.describe(), "evaluation": asdict(config),
+                "benchmarks": args.benchmark, "data_dir": args.data_dir or os.environ.get("SCALING_DATA_DIR"),
+                "languages": languages, "timings_s": result.timings, "embeddings_cached": result.cached,
+                "wall_s": time.perf_counter() - start, "notes": result.notes, "versions": library_versions()}
+    tmp = out / "manifest.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=1, default=str))
+    tmp.replace(out / "manifest.json")
+
+    print(f"{'benchmark':<18}{'mono mAP':>10}{'cross mAP':>11}{'multi mAP':>11}{'rank dist':>11}")
+    for row in summary_rows(result, [n for n in names if n != "tatoeba"]):
+        print(f"{row[0]:<18}{row[1]:>10}{row[2]:>11}{row[3]:>11}{row[4]:>11}")
+    if "tatoeba" in names:
+        xx_en, en_xx = result.value("tatoeba", "cross", "accuracy@1", "*", "en"), result.value("tatoeba", "cross", "accuracy@1", "en", "*")
+        print(f"tatoeba accuracy@1: xx->en {xx_en:.3f}, en->xx {en_xx:.3f}")
+    for key, seconds in result.timings.items():
+        print(f"time {key}: {seconds:.1f} s" + (" (cached embeddings)" if key.endswith("/encode") and result.cached.get(key.rsplit('/', 1)[0]) else ""))
+    for note in result.notes:
+        print(f"note: {note}")
+    print(f"wrote {out / 'metrics.parquet'} ({len(result.records)} records) and {out / 'manifest.json'}")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        run(args)
+    except (DataError, OfflineModelMissing, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

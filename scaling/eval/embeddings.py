@@ -1,0 +1,86 @@
+"""Encode a benchmark once and cache the embeddings on disk.
+
+The cache key is a hash of the model's weights, the benchmark's texts and ids, and the encoding
+settings (prefixes, pooling, maximum length, normalisation), so a retrained checkpoint or a
+changed prefix never reuses stale vectors, and every setting and metric reuses one encoding.
+Entries are written to a temporary folder and renamed into place: never half-written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from scaling.data.benchmark import RetrievalBenchmark
+from scaling.data.remote import cache_root
+from scaling.models.encoder import DualEncoder
+
+
+def model_fingerprint(encoder: DualEncoder) -> str:
+    """Hash of every weight (names, shapes, bytes): two checkpoints share it only if identical."""
+    h = hashlib.blake2b(digest_size=16)
+    for name, tensor in sorted(encoder.backbone.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.dtype == torch.bfloat16 else t.numpy().tobytes())
+    return h.hexdigest()
+
+
+def benchmark_fingerprint(bench: RetrievalBenchmark) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for table in (bench.queries, bench.candidates):
+        for col in ("id", "text"):
+            for value in table.column(col).to_pylist():
+                h.update(value.encode())
+                h.update(b"\0")
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class BenchmarkEmbeddings:
+    queries: np.ndarray
+    candidates: np.ndarray
+    cached: bool  # True when read from the cache
+    seconds: float  # encoding time (or reading time when cached)
+    key: str
+
+
+def embed_benchmark(encoder: DualEncoder, bench: RetrievalBenchmark, *, batch_size: int = 64,
+                    cache_dir: str | Path | None = None, device: str | None = None,
+                    use_cache: bool = True) -> BenchmarkEmbeddings:
+    start = time.perf_counter()
+    settings = {k: v for k, v in asdict(encoder.config).items() if k not in ("model", "num_layers",
+                                                                              "freeze_word_embeddings")}
+    key = hashlib.blake2b(json.dumps([model_fingerprint(encoder), benchmark_fingerprint(bench), settings],
+                                     sort_keys=True).encode(), digest_size=16).hexdigest()
+    folder = Path(cache_dir) if cache_dir else cache_root() / "embeddings"
+    entry = folder / key
+    if use_cache and (entry / "meta.json").is_file():
+        q, c = np.load(entry / "queries.npy"), np.load(entry / "candidates.npy")
+        return BenchmarkEmbeddings(q, c, True, time.perf_counter() - start, key)
+    q = encoder.encode(bench.queries.column("text").to_pylist(), "query", batch_size=batch_size, device=device)
+    c = encoder.encode(bench.candidates.column("text").to_pylist(), "passage", batch_size=batch_size, device=device)
+    seconds = time.perf_counter() - start
+    if use_cache:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=folder, prefix=".writing-"))
+        try:
+            np.save(tmp / "queries.npy", q)
+            np.save(tmp / "candidates.npy", c)
+            (tmp / "meta.json").write_text(json.dumps({"benchmark": bench.name, "model": encoder.config.model,
+                                                       "settings": settings, "encode_seconds": seconds}, indent=1))
+            os.replace(tmp, entry)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not (entry / "meta.json").is_file():  # another process may have won the race
+                raise
+    return BenchmarkEmbeddings(q, c, False, seconds, key)
