@@ -57,7 +57,7 @@ def test_ranks_match_brute_force_in_every_pool(integer_scores):
         c = rng.integers(-2, 3, size=(240, 6)).astype(np.float32)
     else:
         q, c = rng.normal(size=(30, 16)).astype(np.float32), rng.normal(size=(240, 16)).astype(np.float32)
-    table = compute_ranks(bench, q, c, query_chunk=7, candidate_chunk=33)
+    table = compute_ranks(bench, q, c, query_chunk=7)
     scores = q.astype(np.float64) @ c.astype(np.float64).T
     if integer_scores:
         assert (np.diff(np.sort(scores, axis=1), axis=1) == 0).sum() > 1000  # the case really has ties
@@ -69,7 +69,7 @@ def test_ranks_match_brute_force_in_every_pool(integer_scores):
 def test_chunking_does_not_change_ranks():
     bench, rng = random_bench(seed=3)
     q, c = rng.normal(size=(30, 8)).astype(np.float32), rng.normal(size=(240, 8)).astype(np.float32)
-    a = compute_ranks(bench, q, c, query_chunk=1, candidate_chunk=1)
+    a = compute_ranks(bench, q, c, query_chunk=1)
     b = compute_ranks(bench, q, c)
     assert np.array_equal(a.ahead, b.ahead)
 

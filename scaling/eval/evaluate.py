@@ -31,7 +31,6 @@ class EvalConfig:
     ks: tuple[int, ...] = (1, 10, 100)
     batch_size: int = 64
     query_chunk: int | None = None  # default: as many queries as fit memory_mb of scores
-    candidate_chunk: int = 8192
     memory_mb: int = 256
     device: str | None = None
     cache_dir: str | None = None
@@ -64,7 +63,7 @@ def evaluate_benchmark(encoder: DualEncoder, bench: RetrievalBenchmark, config: 
                           device=config.device, use_cache=config.use_cache)
     start = time.perf_counter()
     table = compute_ranks(bench, emb.queries, emb.candidates, query_chunk=config.query_chunk,
-                          candidate_chunk=config.candidate_chunk, memory_mb=config.memory_mb, device=config.device)
+                          memory_mb=config.memory_mb, device=config.device)
     scored = evaluate_settings(table, bench.name, settings=config.settings, ks=config.ks)
     result.timings[f"{bench.name}/encode"] = emb.seconds
     result.timings[f"{bench.name}/search"] = time.perf_counter() - start

@@ -10,9 +10,14 @@ Tie rule (the same as trec_eval, so pytrec_eval agrees even on ties): candidates
 score, descending, then by candidate id, descending (string order). A candidate is ahead of a
 relevant one if its score is higher, or equal with a larger id.
 
+How: per chunk of queries, one matmul against the pool; then per candidate language one sort of
+the scores and a ``searchsorted`` of the relevant scores, so the cost does not grow with the
+number of relevant candidates. Exact ties other than the relevant candidate itself (duplicate
+texts) are broken by id where they occur.
+
 Memory: queries are processed ``query_chunk`` at a time against the whole pool's scores for that
-chunk (``query_chunk x pool`` floats), and comparisons run ``candidate_chunk`` columns at a time;
-nothing grows with pool size times query count.
+chunk (``query_chunk x pool`` floats, set by ``memory_mb``); nothing grows with pool size times
+query count.
 """
 
 from __future__ import annotations
@@ -49,12 +54,19 @@ class RankTable:
         return np.where(valid, ranks, 0)
 
 
+def _sorted_rows(x: torch.Tensor) -> torch.Tensor:
+    """Rows sorted ascending; on CPU numpy's SIMD sort is about 6x faster than torch.sort here."""
+    if x.device.type == "cpu":
+        return torch.from_numpy(np.sort(x.numpy(), axis=1))
+    return torch.sort(x, dim=1).values
+
+
 def _pick_device(device: str | None) -> torch.device:
     return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 def compute_ranks(bench: RetrievalBenchmark, query_emb: np.ndarray, cand_emb: np.ndarray, *,
-                  query_chunk: int | None = None, candidate_chunk: int = 8192, memory_mb: int = 256,
+                  query_chunk: int | None = None, memory_mb: int = 256,
                   device: str | None = None) -> RankTable:
     """Exact ranks of all relevant candidates; embeddings are in the benchmark's row order."""
     n_q, n_c = len(bench.queries), len(bench.candidates)
@@ -94,7 +106,9 @@ def compute_ranks(bench: RetrievalBenchmark, query_emb: np.ndarray, cand_emb: np
 
     if query_chunk is None:
         query_chunk = max(1, min(n_q, (memory_mb << 20) // (4 * n_c)))
-    cand_sorted = torch.from_numpy(np.ascontiguousarray(cand_emb[perm], dtype=np.float32)).to(dev)
+    # Pools built language by language (LAReQA, Tatoeba) are already grouped: no copy needed.
+    grouped = bool(np.array_equal(perm, np.arange(n_c)))
+    cand_sorted = torch.from_numpy(np.ascontiguousarray(cand_emb if grouped else cand_emb[perm], dtype=np.float32)).to(dev)
     order_sorted = torch.from_numpy(id_order[perm]).to(dev)
     inv_perm = np.empty(n_c, dtype=np.int64)
     inv_perm[perm] = np.arange(n_c)
@@ -109,12 +123,18 @@ def compute_ranks(bench: RetrievalBenchmark, query_emb: np.ndarray, cand_emb: np
         thr_order = order_sorted[cols]
         out = torch.zeros((q1 - q0, width, len(langs)), dtype=torch.int64, device=dev)
         for li in range(len(langs)):
-            for a in range(int(bounds[li]), int(bounds[li + 1]), candidate_chunk):
-                b = min(int(bounds[li + 1]), a + candidate_chunk)
-                s = scores[:, None, a:b]
-                t = thr[:, :, None]
-                tie_ahead = (s == t) & (order_sorted[None, None, a:b] > thr_order[:, :, None])
-                out[:, :, li] += ((s > t) | tie_ahead).sum(-1)
+            a, b = int(bounds[li]), int(bounds[li + 1])
+            seg = scores[:, a:b]
+            ordered = _sorted_rows(seg)  # one sort per query and language, whatever R is
+            above = (b - a) - torch.searchsorted(ordered, thr, right=True)  # strictly higher scores
+            equal = (b - a) - torch.searchsorted(ordered, thr, right=False) - above
+            out[:, :, li] = above
+            # Exact ties other than the relevant candidate itself are rare (duplicate texts):
+            # break them by candidate id only where they occur.
+            own = torch.from_numpy(rel_lang[q0:q1] == li).to(dev)
+            for qi, ri in torch.nonzero(equal > own.long(), as_tuple=False).tolist():
+                tied = (seg[qi] == thr[qi, ri]) & (order_sorted[a:b] > thr_order[qi, ri])
+                out[qi, ri, li] += int(tied.sum())
         ahead[q0:q1] = out.cpu().numpy()
     ahead[~valid] = 0
     return RankTable(tuple(q_ids), np.asarray(bench.queries.column("lang").to_pylist(), dtype=object), langs,
