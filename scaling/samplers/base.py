@@ -1,0 +1,157 @@
+"""What every batch strategy shares: the corpus index, the global batch, determinism and state.
+
+A sampler draws the *global* batch (all workers) once per step and each worker takes its slice,
+so every worker trains on the same batch type and languages at a step and gathered negatives
+share the batch's type (FlagEmbedding's design). Each step's batch depends only on
+(seed, epoch, step), so a resumed run continues the same sequence and no state beyond the
+position needs saving. Within a global batch every parallel group appears at most once: two
+translations of one item would be false negatives for each other.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from scaling.data.corpus import ParallelCorpus
+from scaling.languages import canonical
+
+
+class SamplerConfigError(ValueError):
+    """A sampler setting that cannot work with this corpus; raised before any worker starts."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One global batch: corpus row indices of queries and of their positive passages."""
+
+    step: int
+    kind: str  # "xx", "xy", "multilingual", "single"
+    query_rows: np.ndarray
+    passage_rows: np.ndarray
+    languages: tuple[str, ...]  # languages present (for xx/single: the one language)
+
+    def slice(self, rank: int, world_size: int) -> "Batch":
+        """This worker's contiguous share of the global batch."""
+        n = len(self.query_rows)
+        if n % world_size:
+            raise ValueError(f"global batch {n} is not divisible by {world_size} workers")
+        per = n // world_size
+        part = slice(rank * per, (rank + 1) * per)
+        return Batch(self.step, self.kind, self.query_rows[part], self.passage_rows[part], self.languages)
+
+
+class CorpusIndex:
+    """Rows of a corpus by group and language, restricted to the training languages."""
+
+    def __init__(self, corpus: ParallelCorpus, languages: Sequence[str] | None = None) -> None:
+        t = corpus.table
+        langs = t.column("lang").to_pylist()
+        wanted = list(corpus.languages) if languages is None else [canonical(x) for x in languages]
+        absent = [x for x in wanted if x not in corpus.languages]
+        if absent:
+            raise SamplerConfigError(f"training languages {absent} are not in the corpus "
+                                     f"(it has {', '.join(corpus.languages)})")
+        self.languages: tuple[str, ...] = tuple(wanted)
+        keep = set(wanted)
+        groups = t.column("group_id").to_pylist()
+        queries, passages = t.column("query").to_pylist(), t.column("passage").to_pylist()
+        self.group_names: list[str] = []
+        group_of: dict[str, int] = {}
+        self.rows: dict[tuple[int, str], int] = {}  # (group index, language) -> row
+        self.mono_ok = np.zeros(len(t), dtype=bool)  # query != passage: usable as a monolingual pair
+        for row, (g, lang) in enumerate(zip(groups, langs)):
+            if lang not in keep:
+                continue
+            gi = group_of.setdefault(g, len(group_of))
+            if gi == len(self.group_names):
+                self.group_names.append(g)
+            self.rows[(gi, lang)] = row
+            self.mono_ok[row] = queries[row] != passages[row]
+        self.group_langs: list[list[str]] = [[] for _ in self.group_names]
+        for (gi, lang) in self.rows:
+            self.group_langs[gi].append(lang)
+        # groups usable for a monolingual pair in each language
+        self.mono_groups: dict[str, np.ndarray] = {}
+        by_lang = collections.defaultdict(list)
+        for (gi, lang), row in self.rows.items():
+            if self.mono_ok[row]:
+                by_lang[lang].append(gi)
+        for lang in self.languages:
+            self.mono_groups[lang] = np.array(sorted(by_lang[lang]), dtype=np.int64)
+        self.multi_groups = np.array([gi for gi, ls in enumerate(self.group_langs) if len(ls) >= 2], dtype=np.int64)
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.rows)
+
+
+@dataclass
+class SamplerState:
+    epoch: int = 0
+    step: int = 0  # steps already taken in this epoch
+
+
+@dataclass
+class BatchSampler:
+    """Base: subclasses implement ``draw(rng, step)`` returning one global batch."""
+
+    index: CorpusIndex
+    batch_size: int
+    seed: int = 0
+    steps_per_epoch: int | None = None
+    state: SamplerState = field(default_factory=SamplerState)
+    kind = "base"
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 2:
+            raise SamplerConfigError(f"batch_size must be at least 2 (in-batch negatives), not {self.batch_size}")
+        self.validate()
+        if self.steps_per_epoch is None:
+            self.steps_per_epoch = max(1, self.eligible_rows() // self.batch_size)
+
+    # ---- to implement ---------------------------------------------------------------------
+    def validate(self) -> None:
+        """Refuse settings that cannot produce batches (clear errors, before training starts)."""
+
+    def eligible_rows(self) -> int:
+        return self.index.num_rows
+
+    def draw(self, rng: np.random.Generator, step: int) -> Batch:
+        raise NotImplementedError
+
+    # ---- shared ---------------------------------------------------------------------------
+    def __len__(self) -> int:
+        """Batches one epoch yields; exactly what ``__iter__`` produces from a fresh epoch."""
+        return self.steps_per_epoch
+
+    def batch_at(self, epoch: int, step: int) -> Batch:
+        rng = np.random.default_rng([self.seed, epoch, step])
+        return self.draw(rng, step)
+
+    def __iter__(self) -> Iterator[Batch]:
+        """The rest of the current epoch, advancing the state; then the next epoch starts."""
+        while self.state.step < self.steps_per_epoch:
+            batch = self.batch_at(self.state.epoch, self.state.step)
+            self.state.step += 1
+            yield batch
+        self.state = SamplerState(self.state.epoch + 1, 0)
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.state.epoch, "step": self.state.step, "seed": self.seed, "kind": self.kind}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("kind", self.kind) != self.kind or state.get("seed", self.seed) != self.seed:
+            raise SamplerConfigError(f"checkpoint sampler ({state.get('kind')}, seed {state.get('seed')}) does not "
+                                     f"match this run ({self.kind}, seed {self.seed})")
+        self.state = SamplerState(int(state["epoch"]), int(state["step"]))
+
+    # ---- helpers for subclasses -----------------------------------------------------------
+    def _choose(self, rng: np.random.Generator, pool: np.ndarray, what: str) -> np.ndarray:
+        if len(pool) < self.batch_size:
+            raise SamplerConfigError(f"batch_size {self.batch_size} is larger than the {len(pool)} groups available "
+                                     f"for {what}; lower the batch size or add data")
+        return rng.choice(pool, size=self.batch_size, replace=False)

@@ -1,0 +1,61 @@
+"""InfoNCE over in-batch negatives gathered from every worker, with gradients.
+
+Each worker scores its own queries against the passages of *all* workers (gathered with a
+gradient-carrying all_gather), so the negatives are the whole global batch. Labels are offset by
+the worker's rank after the gather (the bug sentence-transformers once had: without the offset
+every worker but rank 0 trains towards the wrong positives). With DDP averaging gradients over
+workers, the result equals one process computing the loss of the whole global batch; the tests
+check loss and gradients against that single-process reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``x`` from all ranks in rank order; gradients flow back to each rank's slice."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(x), dim=0)
+
+
+def _rank() -> int:
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    temperature: float = 0.05
+    symmetric: bool = False  # add the passage -> query direction
+    gather: bool = True  # negatives from all workers
+
+    def __post_init__(self) -> None:
+        if self.temperature <= 0:
+            raise ValueError(f"loss.temperature must be > 0, not {self.temperature}")
+
+
+class InfoNCELoss(nn.Module):
+    def __init__(self, config: LossConfig = LossConfig()) -> None:
+        super().__init__()
+        self.config = config
+
+    def forward(self, queries: torch.Tensor, passages: torch.Tensor,
+                hard_negatives: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean loss over this worker's queries; inputs are (normalised) embeddings."""
+        gather = gather_with_grad if self.config.gather else (lambda x: x)
+        all_passages = gather(passages)
+        offset = _rank() * len(queries) if self.config.gather else 0
+        labels = torch.arange(len(queries), device=queries.device) + offset
+        candidates = all_passages if hard_negatives is None else torch.cat([all_passages, gather(hard_negatives)])
+        loss = nn.functional.cross_entropy(queries @ candidates.T / self.config.temperature, labels)
+        if self.config.symmetric:
+            all_queries = gather(queries)
+            loss = (loss + nn.functional.cross_entropy(passages @ all_queries.T / self.config.temperature, labels)) / 2
+        return loss
