@@ -56,9 +56,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> EvalResult:
-    encoder = DualEncoder.from_config(EncoderConfig(
-        model=args.model, pooling=args.pooling, max_length=args.max_length, num_layers=args.num_layers,
-        query_prefix=args.query_prefix, passage_prefix=args.passage_prefix))
+    if (Path(args.model) / "encoder.json").is_file():  # a checkpoint of ours: its own pooling and prefixes
+        encoder = DualEncoder.load(args.model)
+    else:
+        encoder = DualEncoder.from_config(EncoderConfig(
+            model=args.model, pooling=args.pooling, max_length=args.max_length, num_layers=args.num_layers,
+            query_prefix=args.query_prefix, passage_prefix=args.passage_prefix))
     config = EvalConfig(ks=args.ks, batch_size=args.batch_size, device=args.device, use_cache=not args.no_cache)
     languages = [v.strip() for v in args.languages.split(",")] if args.languages else None
     result = EvalResult()

@@ -7,8 +7,10 @@ their first k layers, which is how a pretrained model becomes a size ladder.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Literal, Sequence
 
 import numpy as np
@@ -111,6 +113,23 @@ class DualEncoder(nn.Module):
             path = str(ensure_offline_e5())
             backbone, tokenizer = _load_backbone(path), AutoTokenizer.from_pretrained(path)
         return cls(backbone, tokenizer, config)
+
+    def save(self, folder: str | Path) -> Path:
+        """A Hugging Face folder (weights, tokenizer) plus ``encoder.json`` (pooling, prefixes...)."""
+        folder = Path(folder)
+        self.backbone.save_pretrained(folder)
+        self.tokenizer.save_pretrained(folder)
+        settings = {**asdict(self.config), "model": self.config.model, "num_layers": None}  # layers already cut
+        (folder / "encoder.json").write_text(json.dumps(settings, indent=1))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "DualEncoder":
+        """Load what ``save`` wrote, with the pooling and prefixes it was trained with."""
+        folder = Path(folder)
+        settings = json.loads((folder / "encoder.json").read_text())
+        settings.update(model=str(folder), freeze_word_embeddings=False)
+        return cls.from_config(EncoderConfig(**settings))
 
     # ---- parts ----------------------------------------------------------------------------
     def word_embeddings(self) -> nn.Embedding:

@@ -21,9 +21,10 @@ def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     """Concatenate ``x`` from all ranks in rank order; gradients flow back to each rank's slice."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return x
-    from torch.distributed.nn.functional import all_gather
+    from torch.distributed._functional_collectives import all_gather_tensor_autograd, wait_tensor
 
-    return torch.cat(all_gather(x), dim=0)
+    # The autograd all-gather's backward reduce-scatters (sums) each rank's gradient slice back.
+    return wait_tensor(all_gather_tensor_autograd(x.contiguous(), 0, dist.group.WORLD))
 
 
 def _rank() -> int:

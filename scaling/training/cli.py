@@ -1,0 +1,44 @@
+"""``jobs/train.py``: one training run on Ray Train, for trying or debugging a single configuration."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from scaling.data import DataError
+from scaling.samplers import SamplerConfigError
+from scaling.training.config import TrainConfig
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="jobs/train.py", description=__doc__.split("\n")[0])
+    p.add_argument("--config", help="YAML file with sections encoder, sampler, loss, optim, data, run")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting, e.g. --set optim.max_steps=20 (repeatable)")
+    args = p.parse_args(argv)
+    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
+    try:
+        cfg = TrainConfig.from_yaml(args.config) if args.config else TrainConfig()
+        cfg = cfg.with_overrides(args.set)
+        from scaling.training.trainer import fit
+
+        result = fit(cfg)
+    except (DataError, SamplerConfigError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    summary = {"model_dir": str(result.model_dir), "metrics": result.metrics, "parameters": result.parameters,
+               "batch_counts": result.batch_counts, "history": result.history}
+    tmp = result.run_dir / "summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=1))
+    tmp.replace(result.run_dir / "summary.json")
+    last = result.history[-1] if result.history else {}
+    print(f"trained {result.metrics.get('step')} steps: loss {result.metrics.get('loss'):.4f}, "
+          + ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items() if k.startswith("heldout"))
+          + f"; {last.get('samples_per_s', 0):.1f} samples/s")
+    print(f"parameters: {result.parameters}")
+    print(f"batches: {result.batch_counts}")
+    print(f"final model: {result.model_dir}  (evaluate: python jobs/evaluate.py --model {result.model_dir} "
+          f"--benchmark parallel-qa --out OUT)")
+    return 0

@@ -1,0 +1,124 @@
+"""The typed configuration of one training run, validated before any Ray worker starts."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from scaling.models.encoder import EncoderConfig
+from scaling.samplers import SamplerConfig
+from scaling.training.loss import LossConfig
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 3e-5
+    weight_decay: float = 0.01
+    warmup_steps: int = 10
+    max_steps: int = 100
+    grad_clip: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.max_steps < 1:
+            raise ValueError(f"optim.max_steps must be >= 1, not {self.max_steps}")
+        if self.lr <= 0:
+            raise ValueError(f"optim.lr must be > 0, not {self.lr}")
+        if not 0 <= self.warmup_steps <= self.max_steps:
+            raise ValueError(f"optim.warmup_steps must be in [0, max_steps={self.max_steps}], not {self.warmup_steps}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    train: tuple[str, ...] = ("parallel-qa:train",)  # source strings (see scaling.data.sources)
+    languages: tuple[str, ...] | None = None  # training languages; None: all in the corpus
+    heldout: str | None = "parallel-qa:eval"  # pairs for the held-out contrastive loss
+    data_dir: str | None = None  # default: $SCALING_DATA_DIR
+    passage: str = "sentence"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    name: str = "train"
+    storage_path: str = "results"
+    num_workers: int = 2
+    cpus_per_worker: float = 1.0
+    use_gpu: bool = False
+    max_failures: int = 1
+    report_every: int = 10
+    checkpoint_every: int = 50
+    heldout_steps: int = 4  # batches of the held-out loss
+    fail_at_step: int | None = None  # testing: raise once at this step to exercise resume
+
+    def __post_init__(self) -> None:
+        if self.num_workers < 1:
+            raise ValueError(f"run.num_workers must be >= 1, not {self.num_workers}")
+        if self.report_every < 1 or self.checkpoint_every < 1:
+            raise ValueError("run.report_every and run.checkpoint_every must be >= 1")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "TrainConfig":
+        return _build(cls, raw, "")
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "TrainConfig":
+        with open(path, encoding="utf-8") as fh:
+            return cls.from_dict(yaml.safe_load(fh) or {})
+
+    def with_overrides(self, overrides: list[str]) -> "TrainConfig":
+        """``section.field=value`` strings (values parsed as YAML), e.g. ``optim.max_steps=20``."""
+        raw = self.to_dict()
+        for item in overrides:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError(f"override {item!r} is not key=value")
+            *path, last = key.split(".")
+            node = raw
+            for part in path:
+                if not isinstance(node.get(part), dict):
+                    raise ValueError(f"unknown setting {key!r}")
+                node = node[part]
+            if last not in node:
+                raise ValueError(f"unknown setting {key!r}")
+            node[last] = yaml.safe_load(value)
+        return TrainConfig.from_dict(raw)
+
+
+def _build(cls, raw: Any, where: str):
+    if not isinstance(raw, dict):
+        raise ValueError(f"setting {where or 'top level'} should be a mapping, found {type(raw).__name__}")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise ValueError(f"unknown setting(s) {[f'{where}{u}' for u in unknown]}; "
+                         f"{where or 'top level'} accepts {sorted(known)}")
+    kwargs = {}
+    for name, value in raw.items():
+        default = cls.__dataclass_fields__[name].default_factory if callable(
+            cls.__dataclass_fields__[name].default_factory) else None
+        target = type(default()) if default is not None else None
+        if target is not None and is_dataclass(target):
+            kwargs[name] = _build(target, value, f"{where}{name}.")
+        elif isinstance(value, list):
+            kwargs[name] = tuple(value)
+        else:
+            kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ValueError(f"bad setting in {where or 'top level'}: {exc}") from None

@@ -1,0 +1,202 @@
+"""The training function each Ray Train worker runs (thin: build, loop, checkpoint).
+
+Rows are tokenised once before the loop; each batch is padded only to its own longest sequence;
+batches are never regrouped by length (batch composition is what the study varies). Queries and
+passages take separate forward passes, so gradients are averaged over workers explicitly after
+backward (one flat all-reduce) instead of through DDP hooks, which allow one forward per backward.
+Metrics go to ``ray.train.report`` only with checkpoints (Ray 2.60 keeps nothing else, and each
+report blocks); the full training curve travels inside every checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from scaling.data import ParallelCorpus, load_corpus
+from scaling.models.encoder import DualEncoder
+from scaling.samplers import SamplerConfig, make_sampler
+from scaling.training.config import TrainConfig
+from scaling.training.loss import InfoNCELoss, LossConfig
+
+
+@dataclass
+class TokenizedCorpus:
+    queries: list[list[int]]
+    passages: list[list[int]]
+    pad_id: int
+
+    def batch(self, rows: np.ndarray, which: str) -> tuple[torch.Tensor, torch.Tensor]:
+        seqs = [(self.queries if which == "query" else self.passages)[int(r)] for r in rows]
+        width = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for i, s in enumerate(seqs):
+            ids[i, :len(s)] = torch.tensor(s)
+            mask[i, :len(s)] = 1
+        return ids, mask
+
+
+def tokenize_corpus(encoder: DualEncoder, corpus: ParallelCorpus) -> TokenizedCorpus:
+    tok, cfg = encoder.tokenizer, encoder.config
+    q = tok([cfg.query_prefix + t for t in corpus.table.column("query").to_pylist()], truncation=True,
+            max_length=cfg.max_length)["input_ids"]
+    p = tok([cfg.passage_prefix + t for t in corpus.table.column("passage").to_pylist()], truncation=True,
+            max_length=cfg.max_length)["input_ids"]
+    return TokenizedCorpus(q, p, tok.pad_token_id or 0)
+
+
+def load_training_corpus(cfg: TrainConfig) -> ParallelCorpus:
+    corpora = [load_corpus(s, data_dir=cfg.data.data_dir, passage=cfg.data.passage) for s in cfg.data.train]
+    return corpora[0] if len(corpora) == 1 else ParallelCorpus.concat(corpora)
+
+
+def linear_schedule(warmup: int, total: int):
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total - step) / max(1, total - warmup))
+    return factor
+
+
+def _average_gradients(params: list[torch.nn.Parameter], world: int) -> None:
+    grads = [p.grad for p in params if p.grad is not None]
+    if world == 1 or not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= world
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+@torch.no_grad()
+def heldout_loss(encoder: DualEncoder, cfg: TrainConfig, device: torch.device) -> dict[str, float]:
+    """Contrastive loss on held-out pairs (X-X and X-Y batches of a fixed seed): a smooth quantity
+    for scaling fits, where ranking metrics are step-like."""
+    if not cfg.data.heldout:
+        return {}
+    corpus = load_corpus(cfg.data.heldout, data_dir=cfg.data.data_dir, passage=cfg.data.passage)
+    tokens = tokenize_corpus(encoder, corpus)
+    loss_fn = InfoNCELoss(LossConfig(cfg.loss.temperature, gather=False))
+    out = {}
+    encoder.eval()
+    for kind in ("xx", "xy"):
+        try:
+            sampler = make_sampler(SamplerConfig(strategy=kind, batch_size=min(cfg.sampler.batch_size, 32), seed=12345,
+                                                 steps_per_epoch=cfg.run.heldout_steps), corpus)
+        except ValueError:
+            continue  # e.g. bitext has no X-X pairs
+        losses = []
+        for batch in sampler:
+            q = encoder(*(t.to(device) for t in tokens.batch(batch.query_rows, "query")))
+            p = encoder(*(t.to(device) for t in tokens.batch(batch.passage_rows, "passage")))
+            losses.append(float(loss_fn(q.float(), p.float())))
+        out[f"heldout_loss_{kind}"] = float(np.mean(losses))
+    encoder.train()
+    return out
+
+
+def train_loop_per_worker(raw_config: dict) -> None:
+    import ray.train
+    import ray.train.torch
+
+    cfg = TrainConfig.from_dict(raw_config)
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    device = ray.train.torch.get_device()
+    torch.manual_seed(cfg.sampler.seed)
+
+    corpus = load_training_corpus(cfg)
+    sampler = make_sampler(cfg.sampler, corpus, cfg.data.languages)
+    encoder = DualEncoder.from_config(cfg.encoder).to(device)
+    tokens = tokenize_corpus(encoder, corpus)
+    params = [p for p in encoder.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(cfg.optim.warmup_steps, cfg.optim.max_steps))
+    loss_fn = InfoNCELoss(cfg.loss)
+    if world > 1:  # identical start on every worker
+        for p in encoder.parameters():
+            dist.broadcast(p.data, src=0)
+
+    step, history, counts, resumed_from = 0, [], {}, None
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint:
+        with checkpoint.as_directory() as d:
+            state = torch.load(Path(d) / "state.pt", map_location=device, weights_only=False)
+        encoder.backbone.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        sampler.load_state_dict(state["sampler"])
+        step, history, counts = state["step"], state["history"], state["batch_counts"]
+        resumed_from = step
+
+    def batches():
+        while True:
+            yield from sampler
+
+    use_bf16 = device.type == "cuda"
+    window = {"loss": [], "time": 0.0, "samples": 0, "tokens": 0}
+    stream = batches()
+    while step < cfg.optim.max_steps:
+        if cfg.run.fail_at_step is not None and step == cfg.run.fail_at_step and resumed_from is None:
+            raise RuntimeError(f"simulated worker failure at step {step} (run.fail_at_step)")
+        start = time.perf_counter()
+        batch = next(stream)
+        local = batch.slice(rank, world)
+        q_ids, q_mask = (t.to(device) for t in tokens.batch(local.query_rows, "query"))
+        p_ids, p_mask = (t.to(device) for t in tokens.batch(local.passage_rows, "passage"))
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
+            q, p = encoder(q_ids, q_mask), encoder(p_ids, p_mask)
+        loss = loss_fn(q.float(), p.float())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        _average_gradients(params, world)
+        if cfg.optim.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        step += 1
+        key = f"{batch.kind}:{'+'.join(batch.languages) if batch.kind != 'xy' else 'mixed'}"
+        counts[key] = counts.get(key, 0) + 1
+        window["loss"].append(float(loss.detach()))
+        window["time"] += time.perf_counter() - start
+        window["samples"] += len(batch.query_rows)
+        window["tokens"] += int(q_mask.sum() + p_mask.sum()) * world
+
+        last = step == cfg.optim.max_steps
+        if step % cfg.run.report_every == 0 or last:
+            record = {"step": step, "loss": float(np.mean(window["loss"])), "lr": scheduler.get_last_lr()[0],
+                      "samples_per_s": window["samples"] / window["time"], "tokens_per_s": window["tokens"] / window["time"],
+                      "step_time_s": window["time"] / len(window["loss"])}
+            history.append(record)
+            window = {"loss": [], "time": 0.0, "samples": 0, "tokens": 0}
+            if rank == 0:
+                print(json.dumps({"progress": record}), flush=True)
+        if step % cfg.run.checkpoint_every == 0 or last:
+            metrics = {"step": step, "loss": history[-1]["loss"] if history else math.nan,
+                       "resumed_from": resumed_from if resumed_from is not None else -1}
+            with tempfile.TemporaryDirectory() as tmp:
+                ckpt = None
+                if rank == 0:
+                    if last:
+                        metrics.update(heldout_loss(encoder, cfg, device))
+                        encoder.save(Path(tmp) / "model")
+                    torch.save({"model": encoder.backbone.state_dict(), "optimizer": optimizer.state_dict(),
+                                "scheduler": scheduler.state_dict(), "sampler": sampler.state_dict(), "step": step,
+                                "history": history, "batch_counts": counts}, Path(tmp) / "state.pt")
+                    (Path(tmp) / "progress.json").write_text(json.dumps(
+                        {"metrics": metrics, "history": history, "batch_counts": counts,
+                         "parameters": encoder.parameter_counts()}, indent=1))
+                    ckpt = ray.train.Checkpoint.from_directory(tmp)
+                ray.train.report(metrics, checkpoint=ckpt)
