@@ -34,9 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     tmp.write_text(json.dumps(summary, indent=1))
     tmp.replace(result.run_dir / "summary.json")
     last = result.history[-1] if result.history else {}
-    print(f"trained {result.metrics.get('step')} steps: loss {result.metrics.get('loss'):.4f}, "
-          + ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items() if k.startswith("heldout"))
-          + f"; {last.get('samples_per_s', 0):.1f} samples/s")
+    heldout = [f"{k} {v:.4f}" if isinstance(v, float) else f"{k}: {v}"
+               for k, v in result.metrics.items() if k.startswith("heldout_loss")]
+    print(f"trained {result.metrics.get('step')} steps: loss {result.metrics.get('loss'):.4f}; "
+          f"{', '.join(heldout) or 'no held-out loss (data.heldout unset)'}; "
+          f"{last.get('samples_per_s', 0):.1f} samples/s")
     print(f"parameters: {result.parameters}")
     print(f"batches: {result.batch_counts}")
     print(f"final model: {result.model_dir}  (evaluate: python jobs/evaluate.py --model {result.model_dir} "

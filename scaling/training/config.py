@@ -20,6 +20,7 @@ class OptimConfig:
     warmup_steps: int = 10
     max_steps: int = 100
     grad_clip: float = 1.0
+    fused: bool = False  # fused AdamW kernel
 
     def __post_init__(self) -> None:
         if self.max_steps < 1:
@@ -51,6 +52,8 @@ class RunConfig:
     checkpoint_every: int = 50
     heldout_steps: int = 4  # batches of the held-out loss
     fail_at_step: int | None = None  # testing: raise once at this step to exercise resume
+    torch_threads: int | None = None  # per worker; Ray otherwise gives a worker as many as its CPUs
+    compile: bool = False  # torch.compile the backbone (dynamic shapes)
 
     def __post_init__(self) -> None:
         if self.num_workers < 1:

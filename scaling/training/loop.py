@@ -23,7 +23,7 @@ import torch.distributed as dist
 
 from scaling.data import ParallelCorpus, load_corpus
 from scaling.models.encoder import DualEncoder
-from scaling.samplers import SamplerConfig, make_sampler
+from scaling.samplers import CorpusIndex, SamplerConfig, make_sampler
 from scaling.training.config import TrainConfig
 from scaling.training.loss import InfoNCELoss, LossConfig
 
@@ -81,7 +81,7 @@ def _average_gradients(params: list[torch.nn.Parameter], world: int) -> None:
 
 
 @torch.no_grad()
-def heldout_loss(encoder: DualEncoder, cfg: TrainConfig, device: torch.device) -> dict[str, float]:
+def heldout_loss(encoder: DualEncoder, cfg: TrainConfig, device: torch.device) -> dict[str, float | str]:
     """Contrastive loss on held-out pairs (X-X and X-Y batches of a fixed seed): a smooth quantity
     for scaling fits, where ranking metrics are step-like."""
     if not cfg.data.heldout:
@@ -89,20 +89,25 @@ def heldout_loss(encoder: DualEncoder, cfg: TrainConfig, device: torch.device) -
     corpus = load_corpus(cfg.data.heldout, data_dir=cfg.data.data_dir, passage=cfg.data.passage)
     tokens = tokenize_corpus(encoder, corpus)
     loss_fn = InfoNCELoss(LossConfig(cfg.loss.temperature, gather=False))
-    out = {}
+    index = CorpusIndex(corpus)
+    smallest_language = min((len(g) for g in index.mono_groups.values() if len(g)), default=0)
+    available = {"xx": smallest_language, "xy": len(index.multi_groups)}
+    out: dict[str, float | str] = {}
     encoder.eval()
     for kind in ("xx", "xy"):
-        try:
-            sampler = make_sampler(SamplerConfig(strategy=kind, batch_size=min(cfg.sampler.batch_size, 32), seed=12345,
-                                                 steps_per_epoch=cfg.run.heldout_steps), corpus)
-        except ValueError:
-            continue  # e.g. bitext has no X-X pairs
+        batch_size = min(cfg.sampler.batch_size, available[kind])
+        if batch_size < 2:
+            out[f"heldout_loss_{kind}_skipped"] = f"{cfg.data.heldout} has no {kind} pairs"
+            continue
+        sampler = make_sampler(SamplerConfig(strategy=kind, batch_size=batch_size, seed=12345,
+                                             steps_per_epoch=cfg.run.heldout_steps), corpus)
         losses = []
         for batch in sampler:
             q = encoder(*(t.to(device) for t in tokens.batch(batch.query_rows, "query")))
             p = encoder(*(t.to(device) for t in tokens.batch(batch.passage_rows, "passage")))
             losses.append(float(loss_fn(q.float(), p.float())))
         out[f"heldout_loss_{kind}"] = float(np.mean(losses))
+        out[f"heldout_batch_{kind}"] = batch_size
     encoder.train()
     return out
 
@@ -116,13 +121,16 @@ def train_loop_per_worker(raw_config: dict) -> None:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = ray.train.torch.get_device()
     torch.manual_seed(cfg.sampler.seed)
+    if cfg.run.torch_threads:
+        torch.set_num_threads(cfg.run.torch_threads)
 
     corpus = load_training_corpus(cfg)
     sampler = make_sampler(cfg.sampler, corpus, cfg.data.languages)
     encoder = DualEncoder.from_config(cfg.encoder).to(device)
     tokens = tokenize_corpus(encoder, corpus)
     params = [p for p in encoder.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
+                                  fused=cfg.optim.fused or None)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(cfg.optim.warmup_steps, cfg.optim.max_steps))
     loss_fn = InfoNCELoss(cfg.loss)
     if world > 1:  # identical start on every worker
@@ -146,7 +154,10 @@ def train_loop_per_worker(raw_config: dict) -> None:
             yield from sampler
 
     use_bf16 = device.type == "cuda"
-    window = {"loss": [], "time": 0.0, "samples": 0, "tokens": 0}
+    forward = torch.compile(encoder, dynamic=True) if cfg.run.compile else encoder
+    phases = ("data", "forward", "backward", "optimizer")
+    empty = lambda: {"loss": [], "time": 0.0, "samples": 0, "tokens": 0, **{p: 0.0 for p in phases}}  # noqa: E731
+    window = empty()
     stream = batches()
     while step < cfg.optim.max_steps:
         if cfg.run.fail_at_step is not None and step == cfg.run.fail_at_step and resumed_from is None:
@@ -156,21 +167,27 @@ def train_loop_per_worker(raw_config: dict) -> None:
         local = batch.slice(rank, world)
         q_ids, q_mask = (t.to(device) for t in tokens.batch(local.query_rows, "query"))
         p_ids, p_mask = (t.to(device) for t in tokens.batch(local.passage_rows, "passage"))
+        t_data = time.perf_counter()
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
-            q, p = encoder(q_ids, q_mask), encoder(p_ids, p_mask)
+            q, p = forward(q_ids, q_mask), forward(p_ids, p_mask)
         loss = loss_fn(q.float(), p.float())
+        t_forward = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         _average_gradients(params, world)
         if cfg.optim.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip)
+        t_backward = time.perf_counter()
         optimizer.step()
         scheduler.step()
+        t_end = time.perf_counter()
+        for name, seconds in zip(phases, (t_data - start, t_forward - t_data, t_backward - t_forward, t_end - t_backward)):
+            window[name] += seconds
         step += 1
         key = f"{batch.kind}:{'+'.join(batch.languages) if batch.kind != 'xy' else 'mixed'}"
         counts[key] = counts.get(key, 0) + 1
         window["loss"].append(float(loss.detach()))
-        window["time"] += time.perf_counter() - start
+        window["time"] += t_end - start
         window["samples"] += len(batch.query_rows)
         window["tokens"] += int(q_mask.sum() + p_mask.sum()) * world
 
@@ -178,9 +195,10 @@ def train_loop_per_worker(raw_config: dict) -> None:
         if step % cfg.run.report_every == 0 or last:
             record = {"step": step, "loss": float(np.mean(window["loss"])), "lr": scheduler.get_last_lr()[0],
                       "samples_per_s": window["samples"] / window["time"], "tokens_per_s": window["tokens"] / window["time"],
-                      "step_time_s": window["time"] / len(window["loss"])}
+                      "step_time_s": window["time"] / len(window["loss"]),
+                      **{f"{p}_s": window[p] / len(window["loss"]) for p in phases}}
             history.append(record)
-            window = {"loss": [], "time": 0.0, "samples": 0, "tokens": 0}
+            window = empty()
             if rank == 0:
                 print(json.dumps({"progress": record}), flush=True)
         if step % cfg.run.checkpoint_every == 0 or last:
