@@ -82,3 +82,22 @@ def test_bad_configuration_fails_before_workers_start(tmp_path):
         prepare(base.with_overrides(["encoder.model=./no/such/model"]))
     with pytest.raises(ValueError, match="optim.max_steps"):
         base.with_overrides(["optim.max_steps=0"])
+
+
+def test_train_job_reports_bad_settings_without_starting_ray(capsys):
+    from scaling.training.cli import DEFAULT_CONFIG, main
+
+    assert DEFAULT_CONFIG.is_file()
+    assert main(["--set", "sampler.alpha=3"]) == 2
+    assert "sampler.alpha must be in [0, 1]" in capsys.readouterr().err
+    assert main(["--set", "optim.max_stepz=3"]) == 2
+    assert "unknown setting 'optim.max_stepz'" in capsys.readouterr().err
+
+
+def test_numbers_written_as_strings_are_coerced_and_named_when_wrong():
+    cfg = TrainConfig().with_overrides(["optim.lr=3e-5", "optim.max_steps=70"])
+    assert cfg.optim.lr == 3e-5 and isinstance(cfg.optim.lr, float) and cfg.optim.max_steps == 70
+    with pytest.raises(ValueError, match="setting optim.max_steps should be an integer, got 2.5"):
+        TrainConfig().with_overrides(["optim.max_steps=2.5"])
+    with pytest.raises(ValueError, match="setting optim.lr should be a number, got 'fast'"):
+        TrainConfig().with_overrides(["optim.lr=fast"])

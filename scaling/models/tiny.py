@@ -12,6 +12,18 @@ import torch
 from scaling.models.encoder import DualEncoder, EncoderConfig
 
 
+def parse_tiny_spec(spec: str) -> dict[str, int]:
+    """``tiny:hidden=32,layers=2[,heads=1,vocab_size=800]`` -> keyword arguments of ``tiny_encoder``."""
+    body = spec.split(":", 1)[1]
+    out = {}
+    for part in filter(None, body.split(",")):
+        key, _, value = part.partition("=")
+        if key not in ("hidden", "layers", "heads", "vocab_size") or not value.isdigit():
+            raise ValueError(f"encoder.model {spec!r}: expected tiny:hidden=H,layers=L[,heads=A,vocab_size=V]")
+        out[key] = int(value)
+    return out
+
+
 def tiny_tokenizer(texts: Sequence[str], vocab_size: int = 1000):
     """A WordPiece tokenizer fitted to ``texts`` (BERT special tokens)."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers

@@ -6,21 +6,26 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 from scaling.data import DataError
 from scaling.samplers import SamplerConfigError
 from scaling.training.config import TrainConfig
 
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "train_quick.yaml"
+
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="jobs/train.py", description=__doc__.split("\n")[0])
-    p.add_argument("--config", help="YAML file with sections encoder, sampler, loss, optim, data, run")
+    p.add_argument("--config", default=str(DEFAULT_CONFIG),
+                   help="YAML file with sections encoder, sampler, loss, optim, data, run "
+                        "(default: configs/train_quick.yaml)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting, e.g. --set optim.max_steps=20 (repeatable)")
     args = p.parse_args(argv)
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
     try:
-        cfg = TrainConfig.from_yaml(args.config) if args.config else TrainConfig()
+        cfg = TrainConfig.from_yaml(args.config)
         cfg = cfg.with_overrides(args.set)
         from scaling.training.trainer import fit
 

@@ -102,6 +102,26 @@ class TrainConfig:
         return TrainConfig.from_dict(raw)
 
 
+def _coerce(value: Any, annotation: str, setting: str) -> Any:
+    """Numbers written as YAML strings (``3e-5`` is a string in YAML 1.1) become numbers."""
+    if value is None or not isinstance(value, str):
+        if isinstance(value, bool) and annotation.startswith(("int", "float")):
+            raise ValueError(f"setting {setting} should be a number, got {value!r}")
+        if isinstance(value, float) and annotation.startswith("int"):
+            if not value.is_integer():
+                raise ValueError(f"setting {setting} should be an integer, got {value!r}")
+            return int(value)
+        return value
+    for kind, convert in (("float", float), ("int", int)):
+        if annotation.startswith(kind):
+            try:
+                return convert(value)
+            except ValueError:
+                raise ValueError(f"setting {setting} should be {'a number' if kind == 'float' else 'an integer'}, "
+                                 f"got {value!r}") from None
+    return value
+
+
 def _build(cls, raw: Any, where: str):
     if not isinstance(raw, dict):
         raise ValueError(f"setting {where or 'top level'} should be a mapping, found {type(raw).__name__}")
@@ -120,7 +140,7 @@ def _build(cls, raw: Any, where: str):
         elif isinstance(value, list):
             kwargs[name] = tuple(value)
         else:
-            kwargs[name] = value
+            kwargs[name] = _coerce(value, str(known[name].type), f"{where}{name}")
     try:
         return cls(**kwargs)
     except TypeError as exc:

@@ -31,17 +31,6 @@ class TrainResult:
     run_dir: Path
 
 
-def _parse_tiny(spec: str) -> dict[str, int]:
-    body = spec.split(":", 1)[1]
-    out = {}
-    for part in filter(None, body.split(",")):
-        key, _, value = part.partition("=")
-        if key not in ("hidden", "layers", "heads", "vocab_size") or not value.isdigit():
-            raise ValueError(f"encoder.model {spec!r}: expected tiny:hidden=H,layers=L[,heads=A,vocab_size=V]")
-        out[key] = int(value)
-    return out
-
-
 def prepare(cfg: TrainConfig) -> tuple[TrainConfig, Path]:
     """Validate on the driver and materialise what workers need; returns the config workers get."""
     name = f"{cfg.run.name}-{uuid.uuid4().hex[:8]}"  # a fresh name: Ray would reuse an old run's checkpoints
@@ -56,10 +45,10 @@ def prepare(cfg: TrainConfig) -> tuple[TrainConfig, Path]:
                          f"{cfg.run.num_workers} (each worker takes an equal slice of the global batch)")
     model = cfg.encoder.model
     if model.startswith("tiny:"):
-        from scaling.models.tiny import tiny_encoder
+        from scaling.models.tiny import parse_tiny_spec, tiny_encoder
 
         texts = corpus.table.column("query").to_pylist() + corpus.table.column("passage").to_pylist()
-        enc = tiny_encoder(texts, seed=cfg.sampler.seed, **_parse_tiny(model),
+        enc = tiny_encoder(texts, seed=cfg.sampler.seed, **parse_tiny_spec(model),
                            pooling=cfg.encoder.pooling, max_length=cfg.encoder.max_length,
                            query_prefix=cfg.encoder.query_prefix, passage_prefix=cfg.encoder.passage_prefix)
         init = run_dir / "init_model"

@@ -1,0 +1,116 @@
+"""Training throughput: our Ray Train path against sentence-transformers' trainer, side by side.
+
+Same model (multilingual-e5-small, word embeddings frozen), same pairs (drawn by our hybrid
+sampler from parallel-qa), batch size, maximum length, learning rate and steps. The baseline is
+SentenceTransformerTrainer with MultipleNegativesRankingLoss (scale 20 = temperature 0.05).
+Ours runs through the whole Ray Train path (TorchTrainer, workers, checkpoint at the end); the
+samples/s reported are the training loop's (``steps x batch / loop time``), and the wall time of
+the whole fit is shown beside it. Each lever is one extra run; time per phase shows where it goes.
+
+    python bench/train_throughput.py [--steps 30] [--levers baseline,2x1,fused,compile]
+"""
+
+import argparse
+import os
+import tempfile
+import time
+
+os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
+
+
+def sentence_transformers_baseline(args) -> float:
+    import torch
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments, models
+    from sentence_transformers.losses import MultipleNegativesRankingLoss
+
+    from scaling.data import load_corpus
+    from scaling.models.offline_e5 import ensure_offline_e5
+    from scaling.samplers import SamplerConfig, make_sampler
+
+    corpus = load_corpus("parallel-qa:train")
+    sampler = make_sampler(SamplerConfig(strategy="hybrid", batch_size=args.batch_size, seed=0,
+                                         steps_per_epoch=args.steps), corpus)
+    q, p = corpus.table.column("query").to_pylist(), corpus.table.column("passage").to_pylist()
+    anchors, positives = [], []
+    for batch in sampler:
+        anchors += ["query: " + q[r] for r in batch.query_rows]
+        positives += ["passage: " + p[r] for r in batch.passage_rows]
+    word = models.Transformer(str(ensure_offline_e5()), max_seq_length=args.max_length)
+    word.auto_model.embeddings.word_embeddings.weight.requires_grad_(False)
+    model = SentenceTransformer(modules=[word, models.Pooling(word.get_word_embedding_dimension(), "mean"),
+                                         models.Normalize()], device="cpu")
+    with tempfile.TemporaryDirectory() as out:
+        trainer = SentenceTransformerTrainer(
+            model=model, train_dataset=Dataset.from_dict({"anchor": anchors, "positive": positives}),
+            loss=MultipleNegativesRankingLoss(model, scale=20.0),
+            args=SentenceTransformerTrainingArguments(
+                output_dir=out, per_device_train_batch_size=args.batch_size, max_steps=args.steps,
+                learning_rate=3e-5, warmup_steps=2, logging_steps=10 ** 6, save_strategy="no", report_to="none",
+                use_cpu=True, dataloader_drop_last=True, seed=0, disable_tqdm=True))
+        start = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - start
+    rate = args.steps * args.batch_size / seconds
+    print(f"{'sentence-transformers':<28}{rate:8.2f} samples/s  (train() {seconds:.1f} s, {torch.get_num_threads()} threads)")
+    return rate
+
+
+LEVERS = {
+    "baseline": ["run.num_workers=1", "run.cpus_per_worker=1", "run.torch_threads=2"],
+    "2x1": ["run.num_workers=2", "run.cpus_per_worker=0.5", "run.torch_threads=1"],
+    "fused": ["run.num_workers=1", "run.cpus_per_worker=1", "run.torch_threads=2", "optim.fused=true"],
+    "compile": ["run.num_workers=1", "run.cpus_per_worker=1", "run.torch_threads=2", "run.compile=true"],
+    "2x1+fused": ["run.num_workers=2", "run.cpus_per_worker=0.5", "run.torch_threads=1", "optim.fused=true"],
+}
+
+
+def ours(args, lever: str) -> float:
+    from scaling.training.config import TrainConfig
+    from scaling.training.trainer import fit
+
+    cfg = TrainConfig().with_overrides([
+        "encoder.model=offline:multilingual-e5-small", "encoder.freeze_word_embeddings=true",
+        f"encoder.max_length={args.max_length}", "sampler.strategy=hybrid", f"sampler.batch_size={args.batch_size}",
+        f"optim.max_steps={args.steps}", "optim.warmup_steps=2", "optim.lr=3e-5", "data.heldout=null",
+        f"run.report_every={max(1, args.steps // 3)}", f"run.checkpoint_every={args.steps}",
+        f"run.storage_path={tempfile.mkdtemp(prefix='bench-train-')}", f"run.name=bench-{lever}", *LEVERS[lever]])
+    start = time.perf_counter()
+    result = fit(cfg)
+    wall = time.perf_counter() - start
+    windows, prev = [], 0
+    for h in result.history:  # records average over windows of steps
+        windows.append((h["step"] - prev, h))
+        prev = h["step"]
+    steady = windows[1:] or windows  # the first window holds warm-up (and compilation)
+    n = sum(k for k, _ in steady)
+    loop = sum(k * h["step_time_s"] for k, h in steady)
+    rate = n * args.batch_size / loop
+    phases = {k: sum(m * h[f"{k}_s"] for m, h in steady) / n for k in ("data", "forward", "backward", "optimizer")}
+    print(f"{'ours ' + lever:<28}{rate:8.2f} samples/s  (fit() wall {wall:.1f} s incl. Ray start-up and checkpoint; "
+          "per step " + ", ".join(f"{k} {v:.3f} s" for k, v in phases.items()) + ")")
+    return rate
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-length", type=int, default=64)
+    p.add_argument("--levers", default="baseline,2x1,fused,2x1+fused,compile")
+    p.add_argument("--skip-baseline", action="store_true")
+    args = p.parse_args()
+    import ray
+
+    print(f"multilingual-e5-small (12 layers, frozen word embeddings), batch {args.batch_size}, "
+          f"max length {args.max_length}, {args.steps} steps, hybrid batches from parallel-qa")
+    base = None if args.skip_baseline else sentence_transformers_baseline(args)
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False)
+    for lever in args.levers.split(","):
+        rate = ours(args, lever)
+        if base:
+            print(f"{'':<28}ratio to sentence-transformers: {rate / base:.2f}")
+
+
+if __name__ == "__main__":
+    main()
