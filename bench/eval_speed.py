@@ -10,7 +10,6 @@
 """
 
 import argparse
-import resource
 import subprocess
 import sys
 import time

@@ -40,8 +40,6 @@ def brute_force_ranks(bench, scores, lang=None):
 
 def as_dict(bench, table, lang_index):
     ranks = table.ranks_in(lang_index)
-    ids = bench.candidates.column("id").to_pylist()
-    pos = {c: i for i, c in enumerate(ids)}
     out = {}
     for i, qid in enumerate(table.query_ids):
         rel_sorted = sorted(bench.relevance[qid])

