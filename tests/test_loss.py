@@ -1,12 +1,15 @@
 """The distributed InfoNCE loss equals the single-process loss, in value and in gradients."""
 
 
+import socket
+
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
+from scaling.training.loop import _average_gradients
 from scaling.training.loss import InfoNCELoss, LossConfig
 
 B, D_IN, D = 8, 12, 6  # global batch, input and embedding sizes
@@ -37,18 +40,26 @@ def reference(config: LossConfig, hard: bool):
     return loss.item(), [prm.grad.clone() for prm in model.parameters()]
 
 
-def _worker(rank, world, init_file, config, hard, out):
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    model = nn.parallel.DistributedDataParallel(_model())
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _worker(rank, world, port, config, hard, out):
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    model = _model()  # gradients averaged as the training loop does it (one flat all-reduce, no DDP)
     q, p, h = _data(hard)
     part = slice(rank * B // world, (rank + 1) * B // world)
     loss = InfoNCELoss(config)(_embed(model, q[part]), _embed(model, p[part]),
                                None if h is None else _embed(model, h[part]))
     loss.backward()
+    _average_gradients(list(model.parameters()), world)
     losses = [torch.zeros(1) for _ in range(world)]
     dist.all_gather(losses, loss.detach().reshape(1))
     if rank == 0:
         torch.save({"loss": float(torch.cat(losses).mean()), "grads": [prm.grad for prm in model.parameters()]}, out)
+    dist.barrier()  # tear gloo down together: a rank leaving early aborts its peer (SIGABRT)
     dist.destroy_process_group()
 
 
@@ -56,7 +67,7 @@ def _worker(rank, world, init_file, config, hard, out):
 def test_two_gloo_workers_match_one_process(tmp_path, symmetric, hard):
     config = LossConfig(temperature=0.05, symmetric=symmetric)
     out = tmp_path / "rank0.pt"
-    mp.start_processes(_worker, args=(2, str(tmp_path / "init"), config, hard, str(out)), nprocs=2,
+    mp.start_processes(_worker, args=(2, _free_port(), config, hard, str(out)), nprocs=2,
                        start_method="spawn")
     got = torch.load(out)
     ref_loss, ref_grads = reference(config, hard)

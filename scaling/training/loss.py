@@ -17,14 +17,38 @@ import torch.distributed as dist
 from torch import nn
 
 
+class _GatherWithGrad(torch.autograd.Function):
+    """all_gather whose backward hands each rank the summed gradient of its own slice.
+
+    Written here because torch's public option, ``torch.distributed.nn.functional.all_gather``, is
+    deprecated, and its replacements live in the private ``_functional_collectives`` module, whose
+    names already changed within torch 2.13. Plain ``all_gather``/``all_reduce`` are stable. gloo
+    has no reduce-scatter, so backward all-reduces the full gradient and keeps this rank's rows.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        world, rank = dist.get_world_size(), dist.get_rank()
+        parts = [torch.empty_like(x) for _ in range(world)]
+        dist.all_gather(parts, x.contiguous())
+        ctx.rank, ctx.rows = rank, x.shape[0]
+        return torch.cat(parts, dim=0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous()
+        dist.all_reduce(grad)
+        return grad[ctx.rank * ctx.rows:(ctx.rank + 1) * ctx.rows]
+
+
 def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
-    """Concatenate ``x`` from all ranks in rank order; gradients flow back to each rank's slice."""
+    """Concatenate ``x`` from all ranks in rank order; gradients flow back to each rank's slice.
+
+    Every rank must pass the same number of rows (the sampler slices global batches evenly).
+    """
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return x
-    from torch.distributed._functional_collectives import all_gather_tensor_autograd, wait_tensor
-
-    # The autograd all-gather's backward reduce-scatters (sums) each rank's gradient slice back.
-    return wait_tensor(all_gather_tensor_autograd(x.contiguous(), 0, dist.group.WORLD))
+    return _GatherWithGrad.apply(x)
 
 
 def _rank() -> int:
