@@ -38,6 +38,7 @@ class DataConfig:
     heldout: str | None = "parallel-qa:eval"  # pairs for the held-out contrastive loss
     data_dir: str | None = None  # default: $SCALING_DATA_DIR
     passage: str = "sentence"
+    exclude_overlap_with: tuple[str, ...] = ()  # benchmarks whose items are dropped from training
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from scaling.data import ParallelCorpus, load_corpus
+from scaling.data import ParallelCorpus, check_overlap, drop_overlaps, load_benchmark, load_corpus
 from scaling.models.encoder import DualEncoder
 from scaling.samplers import CorpusIndex, SamplerConfig, make_sampler
 from scaling.training.config import TrainConfig
@@ -54,9 +54,18 @@ def tokenize_corpus(encoder: DualEncoder, corpus: ParallelCorpus) -> TokenizedCo
     return TokenizedCorpus(q, p, tok.pad_token_id or 0)
 
 
-def load_training_corpus(cfg: TrainConfig) -> ParallelCorpus:
+def load_training_corpus(cfg: TrainConfig, dropped: dict[str, int] | None = None) -> ParallelCorpus:
+    """The training corpora, without groups that overlap ``data.exclude_overlap_with`` benchmarks
+    (counts of dropped groups per benchmark go into ``dropped``)."""
     corpora = [load_corpus(s, data_dir=cfg.data.data_dir, passage=cfg.data.passage) for s in cfg.data.train]
-    return corpora[0] if len(corpora) == 1 else ParallelCorpus.concat(corpora)
+    corpus = corpora[0] if len(corpora) == 1 else ParallelCorpus.concat(corpora)
+    for source in cfg.data.exclude_overlap_with:
+        bench = load_benchmark(source, data_dir=cfg.data.data_dir)
+        for b in bench.values() if isinstance(bench, dict) else [bench]:
+            corpus, n = drop_overlaps(corpus, check_overlap(corpus, b))
+            if dropped is not None:
+                dropped[b.name] = dropped.get(b.name, 0) + n
+    return corpus
 
 
 def linear_schedule(warmup: int, total: int):

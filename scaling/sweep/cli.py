@@ -1,0 +1,45 @@
+"""``jobs/sweep.py``: validate a study, print its grid, and (with the driver) run it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from scaling.sweep.study import StudyConfigError, load_study
+
+DEFAULT_STUDY = Path(__file__).resolve().parents[2] / "configs" / "quickstart.yaml"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="jobs/sweep.py", description=__doc__.split("\n")[0])
+    p.add_argument("--config", default=str(DEFAULT_STUDY), help="study YAML (default: configs/quickstart.yaml)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any study field by its dotted path, e.g. --set train.optim.max_steps=10")
+    p.add_argument("--dry-run", action="store_true", help="print the grid and the estimated training steps, then stop")
+    p.add_argument("--resume", action="store_true", help="finish an interrupted study: run only unfinished trials")
+    args = p.parse_args(argv)
+    try:
+        study = load_study(args.config, args.set)
+    except (StudyConfigError, FileNotFoundError, TypeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(study.describe())
+    if args.dry_run:
+        return 0
+    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
+    from scaling.sweep.driver import load_results, run_study, summary
+
+    start = time.perf_counter()
+    try:
+        folder = run_study(study, resume=args.resume)
+        table = load_results(folder)
+    except (StudyConfigError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(summary(table))
+    print(f"study {study.name}: {len({r for r in table.column('trial_id').to_pylist()})} finished trials, "
+          f"{time.perf_counter() - start:.0f} s; results in {folder} (trials/*/metrics.parquet, curve.parquet, manifest.json)")
+    return 0

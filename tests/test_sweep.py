@@ -1,0 +1,117 @@
+"""Studies: validation and the grid without Ray; then a real Tune run, an interruption and a resume."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from scaling.sweep.cli import DEFAULT_STUDY, main
+from scaling.sweep.study import StudyConfigError, build_study, load_study
+
+TINY = {
+    "study": {"name": "tiny"},
+    "axes": {"model": [{"model": "tiny:hidden=32,layers=2"}], "strategy": ["xy", {"name": "hybrid", "alpha": 0.5}],
+             "seed": [0]},
+    "train": {"encoder": {"query_prefix": "", "passage_prefix": "", "max_length": 32}, "sampler": {"batch_size": 8},
+              "optim": {"lr": 1e-3, "warmup_steps": 1, "max_steps": 4},
+              "data": {"train": ["parallel-qa:train"], "heldout": "parallel-qa:eval"},
+              "run": {"report_every": 2, "checkpoint_every": 4}},
+    "benchmarks": ["parallel-qa:eval"],
+    "resources": {"workers_per_trial": 2, "cpus_per_worker": 0.5},
+}
+
+
+def test_quickstart_grid():
+    study = load_study(DEFAULT_STUDY)
+    assert len(study.trials) == 6 and study.estimated_steps() == 180
+    assert {(t.axes["num_layers"], t.axes["strategy"]) for t in study.trials} == {
+        (k, s) for k in (3, 6) for s in ("xx", "xy", "hybrid")}
+    hybrid = next(t for t in study.trials if t.axes["strategy"] == "hybrid")
+    assert hybrid.config.sampler.alpha == 0.5 and hybrid.config.encoder.freeze_word_embeddings
+    assert len({t.trial_id for t in study.trials}) == 6
+
+
+def test_nested_language_counts_params_and_overrides():
+    raw = json.loads(json.dumps(TINY))
+    raw["axes"]["languages"] = {"ordering": ["en", "de", "zh", "ar"], "counts": [1, 2, 4]}
+    raw["axes"]["params"] = {"optim.lr": [1e-3, 3e-4]}
+    study = build_study(raw, ["axes.seed=[0, 1]", "train.optim.max_steps=6"])
+    assert len(study.trials) == 2 * 3 * 2 * 2
+    sets = sorted({tuple(t.config.data.languages) for t in study.trials}, key=len)
+    assert sets == [("en",), ("en", "de"), ("en", "de", "zh", "ar")]  # nested first-k subsets
+    assert {t.config.optim.lr for t in study.trials} == {1e-3, 3e-4}
+    assert all(t.config.optim.max_steps == 6 for t in study.trials)
+    # identities depend on axis values only, not on the order the grid is written in
+    raw["axes"]["strategy"] = list(reversed(raw["axes"]["strategy"]))
+    again = build_study(raw, ["axes.seed=[1, 0]", "train.optim.max_steps=6"])
+    assert {t.trial_id for t in again.trials} == {t.trial_id for t in study.trials}
+
+
+@pytest.mark.parametrize("override,message", [
+    ("axes.strategy=[mixed]", "axes.strategy 'mixed' is unknown"),
+    ("axes.strategy=[{name: hybrid, alpha: 2}]", "alpha must be in"),
+    ("axes.size=[1]", "unknown axes"),
+    ("train.optim.lrr=1", "unknown setting"),
+    ("zero_shot=keep", "zero_shot must be 'drop' or 'refuse'"),
+    ("benchmarks=[]", "list at least one evaluation benchmark"),
+    ("axes.languages={ordering: [en, de], counts: [3]}", "first 3 languages"),
+    ("axes.model={ladder: {family: tiny, sizes: [[32]]}}", "axes.model.ladder"),
+    ("bogus.x=1", "unknown section"),
+    ("axes.languages=[[en, no]]", "read as a boolean"),
+])
+def test_bad_study_settings_are_named(override, message):
+    with pytest.raises(StudyConfigError, match=message):
+        build_study(json.loads(json.dumps(TINY)), [override])
+
+
+def test_dry_run_prints_the_grid(capsys):
+    assert main(["--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "study quickstart: 6 trials, 180 training steps" in out and out.count("steps=30") == 6
+    assert main(["--dry-run", "--set", "axes.strategy=[nope]"]) == 2
+
+
+def test_reference_studies_validate(capsys):
+    for path in sorted(Path(DEFAULT_STUDY).parent.glob("*.yaml")):
+        if path.name == "train_quick.yaml":
+            continue
+        assert main(["--config", str(path), "--dry-run"]) == 0, path
+
+
+def test_study_runs_on_tune_and_resumes_only_unfinished_trials(tmp_path, capsys):
+    pytest.importorskip("ray")
+    import ray
+
+    from scaling.sweep.driver import load_results
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({**TINY, "storage": str(tmp_path / "results")}))
+    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
+    try:
+        assert main(["--config", str(config)]) == 0
+        folder = tmp_path / "results" / "tiny"
+        table = load_results(folder)
+        assert set(table.column("strategy").to_pylist()) == {"xy", "hybrid"}
+        assert {"trial_id", "size", "strategy", "alpha", "seed", "non_embedding_params", "benchmark", "setting",
+                "query_lang", "candidate_lang", "metric", "value"} <= set(table.column_names)
+        trials = sorted((folder / "trials").iterdir())
+        manifest = json.loads((trials[0] / "manifest.json").read_text())
+        assert manifest["parameters"]["non_embedding"] > 0 and "torch" in manifest["versions"]
+        assert manifest["data"]["zero_shot"] == "drop" and "wall_s" in manifest
+        assert (trials[0] / "curve.parquet").is_file()
+        assert main(["--config", str(config)]) == 2  # refuses to overwrite finished trials
+        assert "pass --resume" in capsys.readouterr().err
+        # an interrupted study: one trial never finished
+        kept = trials[1] / "manifest.json"
+        kept_mtime = kept.stat().st_mtime
+        shutil.rmtree(trials[0])
+        assert main(["--config", str(config), "--resume"]) == 0
+        out = capsys.readouterr().out
+        assert "1 trial(s) already finished, 1 to run" in out
+        assert kept.stat().st_mtime == kept_mtime  # the finished trial was not re-run
+        again = load_results(folder)
+        assert len(again) == len(table) and len(set(again.column("trial_id").to_pylist())) == 2
+    finally:
+        ray.shutdown()
