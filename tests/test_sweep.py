@@ -100,6 +100,7 @@ def test_study_runs_on_tune_and_resumes_only_unfinished_trials(tmp_path, capsys)
         manifest = json.loads((trials[0] / "manifest.json").read_text())
         assert manifest["parameters"]["non_embedding"] > 0 and "torch" in manifest["versions"]
         assert manifest["data"]["zero_shot"] == "drop" and "wall_s" in manifest
+        assert manifest["data"]["dropped_groups"] == {"parallel-qa:eval": 0}  # train and eval are disjoint
         assert (trials[0] / "curve.parquet").is_file()
         assert main(["--config", str(config)]) == 2  # refuses to overwrite finished trials
         assert "pass --resume" in capsys.readouterr().err
@@ -115,3 +116,15 @@ def test_study_runs_on_tune_and_resumes_only_unfinished_trials(tmp_path, capsys)
         assert len(again) == len(table) and len(set(again.column("trial_id").to_pylist())) == 2
     finally:
         ray.shutdown()
+
+
+def test_zero_shot_refuse_stops_before_ray(tmp_path):
+    from scaling.sweep.driver import run_study
+
+    raw = json.loads(json.dumps(TINY))
+    raw["train"]["data"]["train"] = ["parallel-qa:eval"]  # training on the benchmark itself
+    raw["zero_shot"] = "refuse"
+    raw["storage"] = str(tmp_path)
+    with pytest.raises(StudyConfigError, match="zero_shot: refuse, but training data overlaps"):
+        run_study(build_study(raw, []))
+    assert not (tmp_path / "tiny").exists()

@@ -6,7 +6,7 @@ language, candidate language and metric, with the trial's axes as columns), ``cu
 (step, loss, throughput) and ``manifest.json`` (configuration, languages, data, parameter counts,
 versions, host, timings). A trial's files are written to a temporary folder and renamed into
 place as a whole, so a crash never leaves half a trial, and ``--resume`` re-runs exactly the
-trials without a folder. ``pyarrow.dataset`` reads all finished trials while the study runs.
+trials without a folder. ``load_results`` reads all finished trials while the study runs.
 """
 
 from __future__ import annotations
@@ -48,7 +48,47 @@ def _git_revision() -> str | None:
         return None
 
 
-def run_trial(trial: Trial, study: Study, folder: Path) -> dict:
+def axis_types(study: Study) -> dict[str, pa.DataType]:
+    """One Arrow type per axis across the whole study, so every trial's file has the same schema
+    (an axis that is unset in some trials, like alpha outside hybrid, is a null of that type)."""
+    types = {}
+    for key in study.trials[0].axes:
+        values = [t.axes[key] for t in study.trials if t.axes[key] is not None]
+        if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            types[key] = pa.int64()
+        elif values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            types[key] = pa.float64()
+        elif values and all(isinstance(v, bool) for v in values):
+            types[key] = pa.bool_()
+        else:
+            types[key] = pa.string()  # text, or lists as JSON
+    return types
+
+
+def zero_shot_overlaps(study: Study) -> dict[str, dict[str, int]]:
+    """Training groups each benchmark shares with each distinct training-data setting, checked
+    before Ray starts; ``refuse`` stops the study here, ``drop`` records what training loses."""
+    from dataclasses import replace as _replace
+
+    from scaling.training.loop import load_training_corpus
+
+    out: dict[str, dict[str, int]] = {}
+    for trial in study.trials:
+        key = json.dumps(trial.config.data.train)
+        if key in out:
+            continue
+        dropped: dict[str, int] = {}
+        cfg = trial.config
+        load_training_corpus(_replace(cfg, data=_replace(cfg.data, exclude_overlap_with=study.benchmarks)), dropped)
+        out[key] = dropped
+    overlapping = {k: v for k, v in out.items() if any(v.values())}
+    if study.zero_shot == "refuse" and overlapping:
+        raise StudyConfigError(f"zero_shot: refuse, but training data overlaps the benchmarks (groups per "
+                               f"benchmark): {overlapping}; set zero_shot: drop or change the data")
+    return out
+
+
+def run_trial(trial: Trial, study: Study, folder: Path, overlaps: dict[str, dict[str, int]] | None = None) -> dict:
     """Train, evaluate and write one trial's results (atomically)."""
     from scaling.data import load_benchmark
     from scaling.eval.cli import library_versions
@@ -73,17 +113,21 @@ def run_trial(trial: Trial, study: Study, folder: Path) -> dict:
             evaluate_benchmark(encoder, bench, EvalConfig(), evaluation)
     evaluated = time.perf_counter()
 
-    axes = {k.replace(".", "_"): (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in trial.axes.items()}
-    columns = {"study": study.name, "trial_id": trial.trial_id, **axes,
-               "non_embedding_params": result.parameters["non_embedding"], "total_params": result.parameters["total"]}
+    types = axis_types(study)
+    columns = {"study": (study.name, pa.string()), "trial_id": (trial.trial_id, pa.string()),
+               **{k.replace(".", "_"): (json.dumps(v) if isinstance(v, (list, dict)) else v, types[k])
+                  for k, v in trial.axes.items()},
+               "non_embedding_params": (result.parameters["non_embedding"], pa.int64()),
+               "total_params": (result.parameters["total"], pa.int64())}
     records = evaluation.table()
-    for name, value in reversed(list(columns.items())):
-        records = records.add_column(0, name, pa.array([value] * len(records)))
+    for name, (value, kind) in reversed(list(columns.items())):
+        records = records.add_column(0, pa.field(name, kind), pa.array([value] * len(records), type=kind))
     curve = pa.Table.from_pylist([{"trial_id": trial.trial_id, **h} for h in result.history])
     manifest = {"trial_id": trial.trial_id, "axes": trial.axes, "config": config.to_dict(),
                 "languages": list(config.data.languages) if config.data.languages else None,
                 "data": {"train": list(config.data.train), "benchmarks": list(study.benchmarks),
-                         "zero_shot": study.zero_shot},
+                         "zero_shot": study.zero_shot,
+                         "dropped_groups": (overlaps or {}).get(json.dumps(trial.config.data.train), {})},
                 "parameters": result.parameters, "final_metrics": result.metrics,
                 "batch_counts": result.batch_counts, "eval_notes": evaluation.notes,
                 "versions": library_versions(), "git_revision": _git_revision(),
@@ -120,10 +164,12 @@ def run_study(study: Study, *, resume: bool = False) -> Path:
     if done and not resume:
         raise StudyConfigError(f"{folder} already holds {len(done)} finished trial(s); pass --resume to finish the "
                                "study, or choose another study.name")
+    overlaps = zero_shot_overlaps(study)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / "study.json.tmp"
-    tmp.write_text(json.dumps({"config": study.raw, "trials": [{"trial_id": t.trial_id, "axes": t.axes}
-                                                                 for t in study.trials]}, indent=1, default=str))
+    tmp.write_text(json.dumps({"config": study.raw, "zero_shot_dropped_groups": overlaps,
+                               "trials": [{"trial_id": t.trial_id, "axes": t.axes} for t in study.trials]},
+                              indent=1, default=str))
     tmp.replace(folder / "study.json")
     pending = [t for t in study.trials if t.trial_id not in done]
     print(f"{len(done)} trial(s) already finished, {len(pending)} to run", flush=True)
@@ -136,7 +182,7 @@ def run_study(study: Study, *, resume: bool = False) -> Path:
     def trainable(params: dict) -> None:
         trial = by_id[params["trial_id"]]
         print(f"trial {trial.trial_id} start: {trial.axes}", flush=True)
-        metrics = run_trial(trial, study, folder)
+        metrics = run_trial(trial, study, folder, overlaps)
         print(f"trial {trial.trial_id} finished: {metrics}", flush=True)
         tune.report(metrics)
 
@@ -155,12 +201,10 @@ def run_study(study: Study, *, resume: bool = False) -> Path:
 
 def load_results(folder: str | Path) -> pa.Table:
     """All finished trials' metric rows (readable while the study runs)."""
-    import pyarrow.dataset as ds
-
     files = sorted(Path(folder).glob("trials/*/metrics.parquet"))
     if not files:
         raise FileNotFoundError(f"{folder} has no finished trials")
-    return ds.dataset([str(f) for f in files], format="parquet").to_table()
+    return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
 
 
 def summary(table: pa.Table, benchmark: str | None = None) -> str:
