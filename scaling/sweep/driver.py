@@ -164,6 +164,10 @@ def run_study(study: Study, *, resume: bool = False) -> Path:
     if done and not resume:
         raise StudyConfigError(f"{folder} already holds {len(done)} finished trial(s); pass --resume to finish the "
                                "study, or choose another study.name")
+    from scaling.models.offline_e5 import OFFLINE_NAMES, packaged_files
+
+    if any(t.config.encoder.model in OFFLINE_NAMES for t in study.trials):
+        packaged_files()  # before Ray starts: OfflineModelMissing says how to install the extra
     overlaps = zero_shot_overlaps(study)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / "study.json.tmp"

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from scaling.data import DataError
+from scaling.models.offline_e5 import OfflineModelMissing
 from scaling.samplers import SamplerConfigError
 from scaling.training.config import TrainConfig
 
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         from scaling.training.trainer import fit
 
         result = fit(cfg)
-    except (DataError, SamplerConfigError, ValueError, FileNotFoundError) as exc:
+    except (DataError, SamplerConfigError, ValueError, FileNotFoundError, OfflineModelMissing) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     summary = {"model_dir": str(result.model_dir), "metrics": result.metrics, "parameters": result.parameters,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from scaling.data.remote import offline
-from scaling.models.offline_e5 import OFFLINE_NAMES
+from scaling.models.offline_e5 import HUB_NAME, OFFLINE_NAMES, packaged_files
 from scaling.samplers import make_sampler
 from scaling.training.config import TrainConfig
 from scaling.training.loop import load_training_corpus, train_loop_per_worker
@@ -54,6 +54,8 @@ def prepare(cfg: TrainConfig) -> tuple[TrainConfig, Path]:
         init = run_dir / "init_model"
         enc.save(init)
         cfg = replace(cfg, encoder=replace(cfg.encoder, model=str(init)))
+    elif model in OFFLINE_NAMES and (model != HUB_NAME or offline()):
+        packaged_files()  # OfflineModelMissing says how to install the offline extra
     elif not Path(model).expanduser().exists() and model not in OFFLINE_NAMES:
         if model.startswith(("/", ".", "~")) or offline():
             raise ValueError(f"encoder.model {model!r} is not a local folder"
