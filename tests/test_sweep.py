@@ -59,6 +59,7 @@ def test_nested_language_counts_params_and_overrides():
     ("axes.languages={ordering: [en, de], counts: [3]}", "first 3 languages"),
     ("axes.model={ladder: {family: tiny, sizes: [[32]]}}", "axes.model.ladder"),
     ("bogus.x=1", "unknown section"),
+    ("keep_models=maybe", "keep_models must be true or false"),
     ("axes.languages=[[en, no]]", "read as a boolean"),
 ])
 def test_bad_study_settings_are_named(override, message):
@@ -102,6 +103,8 @@ def test_study_runs_on_tune_and_resumes_only_unfinished_trials(tmp_path, capsys)
         assert manifest["data"]["zero_shot"] == "drop" and "wall_s" in manifest
         assert manifest["data"]["dropped_groups"] == {"parallel-qa:eval": 0}  # train and eval are disjoint
         assert (trials[0] / "curve.parquet").is_file()
+        assert not [p for p in (folder / "runs").glob("*/checkpoint_*") if p.is_dir()]  # removed once recorded
+        assert len(list((folder / "runs").glob("*/final_model/encoder.json"))) == 2  # keep_models defaults to true
         assert main(["--config", str(config)]) == 2  # refuses to overwrite finished trials
         assert "pass --resume" in capsys.readouterr().err
         # an interrupted study: one trial never finished

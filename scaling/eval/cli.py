@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from dataclasses import asdict
@@ -15,18 +14,7 @@ from scaling.data import DataError, load_benchmark
 from scaling.eval.evaluate import EvalConfig, EvalResult, evaluate_benchmark, evaluate_tatoeba, summary_rows, write_records
 from scaling.models.encoder import DualEncoder, EncoderConfig
 from scaling.models.offline_e5 import OfflineModelMissing
-
-
-def library_versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version()}
-    for name in ("torch", "transformers", "numpy", "pyarrow", "faiss-cpu", "ray"):
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            pass
-    return out
+from scaling.provenance import git_revision, host, library_versions
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -80,7 +68,8 @@ def run(args: argparse.Namespace) -> EvalResult:
     manifest = {"command": sys.argv, "model": args.model, "encoder": encoder.describe(), "evaluation": asdict(config),
                 "benchmarks": args.benchmark, "data_dir": args.data_dir or os.environ.get("SCALING_DATA_DIR"),
                 "languages": languages, "timings_s": result.timings, "embeddings_cached": result.cached,
-                "wall_s": time.perf_counter() - start, "notes": result.notes, "versions": library_versions()}
+                "wall_s": time.perf_counter() - start, "notes": result.notes, "versions": library_versions(),
+                "git_revision": git_revision(), "host": host()}
     tmp = out / "manifest.json.tmp"
     tmp.write_text(json.dumps(manifest, indent=1, default=str))
     tmp.replace(out / "manifest.json")

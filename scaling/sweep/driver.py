@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
-import socket
-import subprocess
 import tempfile
 import time
 import uuid
@@ -26,6 +23,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from scaling.provenance import git_revision, host, library_versions
 from scaling.sweep.study import Study, StudyConfigError, Trial
 
 
@@ -38,14 +36,6 @@ def study_dir(study: Study) -> Path:
 def finished_trials(folder: Path) -> set[str]:
     trials = folder / "trials"
     return {p.name for p in trials.iterdir() if (p / "manifest.json").is_file()} if trials.is_dir() else set()
-
-
-def _git_revision() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                              cwd=Path(__file__).parent, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def axis_types(study: Study) -> dict[str, pa.DataType]:
@@ -91,7 +81,6 @@ def zero_shot_overlaps(study: Study) -> dict[str, dict[str, int]]:
 def run_trial(trial: Trial, study: Study, folder: Path, overlaps: dict[str, dict[str, int]] | None = None) -> dict:
     """Train, evaluate and write one trial's results (atomically)."""
     from scaling.data import load_benchmark
-    from scaling.eval.cli import library_versions
     from scaling.eval.evaluate import EvalConfig, EvalResult, evaluate_benchmark, evaluate_tatoeba
     from scaling.models.encoder import DualEncoder
     from scaling.training.trainer import fit
@@ -130,9 +119,7 @@ def run_trial(trial: Trial, study: Study, folder: Path, overlaps: dict[str, dict
                          "dropped_groups": (overlaps or {}).get(json.dumps(trial.config.data.train), {})},
                 "parameters": result.parameters, "final_metrics": result.metrics,
                 "batch_counts": result.batch_counts, "eval_notes": evaluation.notes,
-                "versions": library_versions(), "git_revision": _git_revision(),
-                "host": {"name": socket.gethostname(), "platform": platform.platform(),
-                         "gpu": _gpu_name()},
+                "versions": library_versions(), "git_revision": git_revision(), "host": host(),
                 "wall_s": {"train": trained - start, "evaluate": evaluated - trained}}
     target = folder / "trials" / trial.trial_id
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -143,16 +130,13 @@ def run_trial(trial: Trial, study: Study, folder: Path, overlaps: dict[str, dict
     if target.exists():  # an earlier attempt that failed before finishing left nothing complete
         shutil.rmtree(target)
     os.replace(tmp, target)
+    # The trial is recorded: its resume checkpoints are no longer needed (GBs for a pretrained model).
+    for checkpoint in result.run_dir.glob("checkpoint_*"):
+        if checkpoint.is_dir():
+            shutil.rmtree(checkpoint, ignore_errors=True)
+    if not study.keep_models:
+        shutil.rmtree(result.model_dir, ignore_errors=True)
     return {"trial_id": trial.trial_id, **{k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}}
-
-
-def _gpu_name() -> str | None:
-    try:
-        import torch
-
-        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    except Exception:  # noqa: BLE001 - a description only
-        return None
 
 
 def run_study(study: Study, *, resume: bool = False) -> Path:

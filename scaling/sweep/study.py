@@ -9,7 +9,9 @@ Sections (validated before Ray starts; errors name the setting):
 * ``train``: the fixed training configuration (sections of ``TrainConfig``);
 * ``benchmarks``: evaluation sources; ``zero_shot``: ``drop`` or ``refuse`` overlapping items;
 * ``resources``: workers per trial, CPUs and GPUs per worker, concurrent trials;
-* ``storage``: a local folder or a cloud URI.
+* ``storage``: a local folder (cloud URIs are refused for now);
+* ``keep_models``: keep each trial's final model (default true; resume checkpoints are always
+  removed once a trial's results are written).
 
 Every trial's identity is a hash of its axis values, so a resumed study recognises finished
 trials whatever order the grid is expanded in.
@@ -31,7 +33,7 @@ from scaling.models.ladder import SizeLadder
 from scaling.samplers import STRATEGIES
 from scaling.training.config import TrainConfig
 
-SECTIONS = ("study", "axes", "train", "benchmarks", "zero_shot", "resources", "storage")
+SECTIONS = ("study", "axes", "train", "benchmarks", "zero_shot", "resources", "storage", "keep_models")
 
 
 class StudyConfigError(ValueError):
@@ -62,6 +64,7 @@ class Study:
     zero_shot: str
     resources: Resources
     storage: str
+    keep_models: bool
     raw: dict = field(repr=False)  # the resolved YAML, recorded with results
 
     def estimated_steps(self) -> int:
@@ -234,5 +237,8 @@ def build_study(raw: dict, overrides: list[str], origin: str = "study") -> Study
     ids = [t.trial_id for t in trials]
     if len(set(ids)) != len(ids):
         raise StudyConfigError("two trials have the same axis values; remove the duplicate axis entries")
+    keep_models = raw.get("keep_models", True)
+    if not isinstance(keep_models, bool):
+        raise StudyConfigError(f"keep_models must be true or false, not {keep_models!r}")
     return Study(name, str(meta.get("description", "")), tuple(trials), benchmarks, zero_shot, resources,
-                 str(raw.get("storage") or "results"), raw)
+                 str(raw.get("storage") or "results"), keep_models, raw)

@@ -150,6 +150,8 @@ def train_loop_per_worker(raw_config: dict) -> None:
     checkpoint = ray.train.get_checkpoint()
     if checkpoint:
         with checkpoint.as_directory() as d:
+            if not (Path(d) / "state.pt").is_file():
+                return  # the final checkpoint (model only): this run already finished
             state = torch.load(Path(d) / "state.pt", map_location=device, weights_only=False)
         encoder.backbone.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -219,9 +221,10 @@ def train_loop_per_worker(raw_config: dict) -> None:
                     if last:
                         metrics.update(heldout_loss(encoder, cfg, device))
                         encoder.save(Path(tmp) / "model")
-                    torch.save({"model": encoder.backbone.state_dict(), "optimizer": optimizer.state_dict(),
-                                "scheduler": scheduler.state_dict(), "sampler": sampler.state_dict(), "step": step,
-                                "history": history, "batch_counts": counts}, Path(tmp) / "state.pt")
+                    else:  # resume state; the final checkpoint holds only the model
+                        torch.save({"model": encoder.backbone.state_dict(), "optimizer": optimizer.state_dict(),
+                                    "scheduler": scheduler.state_dict(), "sampler": sampler.state_dict(),
+                                    "step": step, "history": history, "batch_counts": counts}, Path(tmp) / "state.pt")
                     (Path(tmp) / "progress.json").write_text(json.dumps(
                         {"metrics": metrics, "history": history, "batch_counts": counts,
                          "parameters": encoder.parameter_counts()}, indent=1))
