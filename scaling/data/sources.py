@@ -55,7 +55,8 @@ class RegisteredDataset:
     url_base: str | None = None  # files are url_base + relative path
     hub_name: str | None = None  # or a hub dataset with one config per language
     splits: tuple[str, ...] = ()
-    default_split: str | None = None
+    default_split: str | None = None  # for training corpora
+    benchmark_split: str | None = None  # for benchmarks, when it differs (a held-out split)
 
     def files(self, code: str) -> list[str]:
         return [p.format(code=code) for p in self.file_patterns]
@@ -73,7 +74,7 @@ REGISTRY: dict[str, RegisteredDataset] = {d.name: d for d in (
     RegisteredDataset("sib-200", "sib-200", (), ("{code}/train.tsv", "{code}/dev.tsv", "{code}/test.tsv"),
                       hub_name="Davlan/sib200", splits=SIB_SPLITS, default_split="train"),
     RegisteredDataset("parallel-qa", "squad-breaks", tuple("ar de en es fr hi ru zh".split()), ("{code}.json",),
-                      splits=("train", "eval"), default_split="train"),
+                      splits=("train", "eval"), default_split="train", benchmark_split="eval"),
 )}
 
 
@@ -167,6 +168,11 @@ def _squad_files(folder: Path, entry: RegisteredDataset, codes: Sequence[str] | 
     return {c: folder / entry.files(c)[0] for c in chosen}
 
 
+def _label(entry: RegisteredDataset, split: str | None) -> str:
+    """How results name a registered source: with its split where the dataset has splits."""
+    return f"{entry.name}:{split}" if entry.splits and split else entry.name
+
+
 def _check_split(entry: RegisteredDataset, split: str | None) -> str | None:
     if split is not None and split not in entry.splits:
         raise DataError(f"unknown split {split!r} of {entry.name}", file=entry.name,
@@ -189,8 +195,8 @@ def load_corpus(source: str, *, data_dir: str | Path | None = None, languages: S
         if entry.kind == "sib-200":
             return read_sib200_corpus(folder, codes, splits=(split,))
         files = _squad_files(folder, entry, codes)
-        return read_squad_corpus(files, source=name if name != "parallel-qa" else f"{name}:{split}",
-                                 passage=passage, split_sentences=entry.kind == "squad-raw")
+        return read_squad_corpus(files, source=_label(entry, split), passage=passage,
+                                 split_sentences=entry.kind == "squad-raw")
     corpus = _load_unregistered_corpus(source, passage=passage)
     return corpus.select_languages(languages) if languages else corpus
 
@@ -265,17 +271,15 @@ def load_benchmark(source: str, *, data_dir: str | Path | None = None, languages
     name, split = parse_source(source)
     if name in REGISTRY:
         entry = REGISTRY[name]
-        if name == "parallel-qa":
-            split = split or "eval"
-        split = _check_split(entry, split)
+        split = _check_split(entry, split or entry.benchmark_split)
         codes = _file_codes(entry, languages)
         folder = locate(entry, directory=data_dir, codes=codes, split=split)
         if entry.kind == "tatoeba":
             return build_tatoeba(folder, codes)
         if entry.kind == "sib-200":
             raise DataError("SIB-200 is a training corpus here, not a retrieval benchmark", file=name)
-        label = name if name != "parallel-qa" else f"{name}:{split}"
-        return build_lareqa(_squad_files(folder, entry, codes), name=label, split_sentences=entry.kind == "squad-raw")
+        return build_lareqa(_squad_files(folder, entry, codes), name=_label(entry, split),
+                            split_sentences=entry.kind == "squad-raw")
     path = Path(source).expanduser()
     if not path.is_dir():
         raise SourceNotFoundError("not a registered benchmark or a benchmark folder", file=source,

@@ -11,6 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from scaling.data import DataError, load_benchmark
+from scaling.eval.embeddings import model_fingerprint
 from scaling.eval.evaluate import EvalConfig, EvalResult, evaluate_benchmark, evaluate_tatoeba, summary_rows, write_records
 from scaling.models.encoder import DualEncoder, EncoderConfig
 from scaling.models.offline_e5 import OfflineModelMissing
@@ -53,15 +54,16 @@ def run(args: argparse.Namespace) -> EvalResult:
     config = EvalConfig(ks=args.ks, batch_size=args.batch_size, device=args.device, use_cache=not args.no_cache)
     languages = [v.strip() for v in args.languages.split(",")] if args.languages else None
     result = EvalResult()
+    model_key = model_fingerprint(encoder)  # weights are fixed for the whole run: hash them once
     names = []
     start = time.perf_counter()
     for source in args.benchmark:
         bench = load_benchmark(source, data_dir=args.data_dir, languages=languages, lang=args.lang)
         if isinstance(bench, dict):
-            evaluate_tatoeba(encoder, bench, config, result)
+            evaluate_tatoeba(encoder, bench, config, result, model_key)
             names.append("tatoeba")
         else:
-            evaluate_benchmark(encoder, bench, config, result)
+            evaluate_benchmark(encoder, bench, config, result, model_key)
             names.append(bench.name)
     out = Path(args.out)
     write_records(result, out / "metrics.parquet")

@@ -14,7 +14,7 @@ from typing import Mapping, Sequence
 import pyarrow as pa
 
 from scaling.data.benchmark import RetrievalBenchmark
-from scaling.eval.embeddings import embed_benchmark
+from scaling.eval.embeddings import embed_benchmark, model_fingerprint
 from scaling.eval.ranks import compute_ranks
 from scaling.eval.settings import SETTINGS, MetricRecord, evaluate_settings
 from scaling.models.encoder import DualEncoder
@@ -57,10 +57,10 @@ class EvalResult:
 
 
 def evaluate_benchmark(encoder: DualEncoder, bench: RetrievalBenchmark, config: EvalConfig = EvalConfig(),
-                       result: EvalResult | None = None) -> EvalResult:
+                       result: EvalResult | None = None, model_key: str | None = None) -> EvalResult:
     result = result if result is not None else EvalResult()
     emb = embed_benchmark(encoder, bench, batch_size=config.batch_size, cache_dir=config.cache_dir,
-                          device=config.device, use_cache=config.use_cache)
+                          device=config.device, use_cache=config.use_cache, model_key=model_key)
     start = time.perf_counter()
     table = compute_ranks(bench, emb.queries, emb.candidates, query_chunk=config.query_chunk,
                           memory_mb=config.memory_mb, device=config.device)
@@ -74,13 +74,15 @@ def evaluate_benchmark(encoder: DualEncoder, bench: RetrievalBenchmark, config: 
 
 
 def evaluate_tatoeba(encoder: DualEncoder, benches: Mapping[str, RetrievalBenchmark],
-                     config: EvalConfig = EvalConfig(), result: EvalResult | None = None) -> EvalResult:
+                     config: EvalConfig = EvalConfig(), result: EvalResult | None = None,
+                     model_key: str | None = None) -> EvalResult:
     """XTREME's Tatoeba score: accuracy@1 in both directions per language, and their macro-averages."""
     result = result if result is not None else EvalResult()
+    model_key = model_key or model_fingerprint(encoder)  # once, not once per language
     tatoeba_config = EvalConfig(**{**asdict(config), "settings": ("cross",), "ks": (1,)})
     per_direction: dict[str, list[float]] = {"xx->en": [], "en->xx": []}
     for lang, bench in sorted(benches.items()):
-        part = evaluate_benchmark(encoder, bench, tatoeba_config)
+        part = evaluate_benchmark(encoder, bench, tatoeba_config, model_key=model_key)
         result.timings.update(part.timings)
         result.cached.update(part.cached)
         result.notes += part.notes

@@ -46,6 +46,17 @@ class EncoderConfig:
             raise ValueError(f"encoder.num_layers must be >= 1 or unset, not {self.num_layers}")
 
 
+def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token id lists -> (ids, attention mask), right-padded to the longest in this batch only."""
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        ids[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[row, :len(seq)] = 1
+    return ids, mask
+
+
 def pool(hidden: torch.Tensor, mask: torch.Tensor, how: Pooling) -> torch.Tensor:
     """Pool token states (batch, tokens, dim) under an attention mask (batch, tokens)."""
     if how == "cls":
@@ -180,13 +191,7 @@ class DualEncoder(nn.Module):
         pad = self.tokenizer.pad_token_id or 0
         for start in range(0, len(texts), batch_size):
             idx = order[start:start + batch_size]
-            width = int(lengths[idx].max())
-            ids = torch.full((len(idx), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for row, i in enumerate(idx):
-                seq = enc["input_ids"][i]
-                ids[row, :len(seq)] = torch.tensor(seq)
-                mask[row, :len(seq)] = 1
+            ids, mask = pad_batch([enc["input_ids"][i] for i in idx], pad)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 vectors = self(ids.to(device), mask.to(device))
             out[idx] = vectors.float().cpu().numpy()

@@ -58,8 +58,6 @@ def axis_types(study: Study) -> dict[str, pa.DataType]:
 def zero_shot_overlaps(study: Study) -> dict[str, dict[str, int]]:
     """Training groups each benchmark shares with each distinct training-data setting, checked
     before Ray starts; ``refuse`` stops the study here, ``drop`` records what training loses."""
-    from dataclasses import replace as _replace
-
     from scaling.training.loop import load_training_corpus
 
     out: dict[str, dict[str, int]] = {}
@@ -69,7 +67,7 @@ def zero_shot_overlaps(study: Study) -> dict[str, dict[str, int]]:
             continue
         dropped: dict[str, int] = {}
         cfg = trial.config
-        load_training_corpus(_replace(cfg, data=_replace(cfg.data, exclude_overlap_with=study.benchmarks)), dropped)
+        load_training_corpus(replace(cfg, data=replace(cfg.data, exclude_overlap_with=study.benchmarks)), dropped)
         out[key] = dropped
     overlapping = {k: v for k, v in out.items() if any(v.values())}
     if study.zero_shot == "refuse" and overlapping:
@@ -81,6 +79,7 @@ def zero_shot_overlaps(study: Study) -> dict[str, dict[str, int]]:
 def run_trial(trial: Trial, study: Study, folder: Path, overlaps: dict[str, dict[str, int]] | None = None) -> dict:
     """Train, evaluate and write one trial's results (atomically)."""
     from scaling.data import load_benchmark
+    from scaling.eval.embeddings import model_fingerprint
     from scaling.eval.evaluate import EvalConfig, EvalResult, evaluate_benchmark, evaluate_tatoeba
     from scaling.models.encoder import DualEncoder
     from scaling.training.trainer import fit
@@ -94,12 +93,13 @@ def run_trial(trial: Trial, study: Study, folder: Path, overlaps: dict[str, dict
     trained = time.perf_counter()
     encoder = DualEncoder.load(result.model_dir)
     evaluation = EvalResult()
+    model_key = model_fingerprint(encoder)
     for source in study.benchmarks:
         bench = load_benchmark(source, data_dir=config.data.data_dir)
         if isinstance(bench, dict):
-            evaluate_tatoeba(encoder, bench, EvalConfig(), evaluation)
+            evaluate_tatoeba(encoder, bench, EvalConfig(), evaluation, model_key)
         else:
-            evaluate_benchmark(encoder, bench, EvalConfig(), evaluation)
+            evaluate_benchmark(encoder, bench, EvalConfig(), evaluation, model_key)
     evaluated = time.perf_counter()
 
     types = axis_types(study)

@@ -215,16 +215,16 @@ def build_study(raw: dict, overrides: list[str], origin: str = "study") -> Study
     for combo in itertools.product(*[values for _, values in grids]):
         chosen = dict(zip([n for n, _ in grids], combo))
         model, strategy = chosen["model"], chosen["strategy"]
-        sets = [f"encoder.model={model['model']}", f"encoder.num_layers={model.get('num_layers') or 'null'}",
-                f"sampler.strategy={strategy['name']}", f"sampler.seed={chosen['seed']}",
-                f"data.languages={json.dumps(list(chosen['languages'])) if chosen['languages'] else 'null'}",
-                f"run.num_workers={resources.workers_per_trial}", f"run.cpus_per_worker={resources.cpus_per_worker}",
-                f"run.use_gpu={'true' if resources.gpus_per_worker > 0 else 'false'}"]
+        values = {"encoder.model": model["model"], "encoder.num_layers": model.get("num_layers"),
+                  "sampler.strategy": strategy["name"], "sampler.seed": chosen["seed"],
+                  "data.languages": list(chosen["languages"]) if chosen["languages"] else None,
+                  "run.num_workers": resources.workers_per_trial, "run.cpus_per_worker": resources.cpus_per_worker,
+                  "run.use_gpu": resources.gpus_per_worker > 0}
         if "alpha" in strategy:
-            sets.append(f"sampler.alpha={strategy['alpha']}")
-        sets += [f"{k[len('params.'):]}={json.dumps(v)}" for k, v in chosen.items() if k.startswith("params.")]
+            values["sampler.alpha"] = strategy["alpha"]
+        values.update({k[len("params."):]: v for k, v in chosen.items() if k.startswith("params.")})
         try:
-            config = base.with_overrides(sets)
+            config = base.with_values(values)
         except ValueError as exc:
             raise StudyConfigError(f"axes: {exc}") from None
         axes_values = {"model": model["model"], "size": model["size"], "num_layers": model.get("num_layers"),

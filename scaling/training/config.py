@@ -84,13 +84,10 @@ class TrainConfig:
         with open(path, encoding="utf-8") as fh:
             return cls.from_dict(yaml.safe_load(fh) or {})
 
-    def with_overrides(self, overrides: list[str]) -> "TrainConfig":
-        """``section.field=value`` strings (values parsed as YAML), e.g. ``optim.max_steps=20``."""
+    def with_values(self, values: dict[str, Any]) -> "TrainConfig":
+        """A copy with settings replaced by dotted name, e.g. ``{"optim.max_steps": 20}``."""
         raw = self.to_dict()
-        for item in overrides:
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise ValueError(f"override {item!r} is not key=value")
+        for key, value in values.items():
             *path, last = key.split(".")
             node = raw
             for part in path:
@@ -99,8 +96,18 @@ class TrainConfig:
                 node = node[part]
             if last not in node:
                 raise ValueError(f"unknown setting {key!r}")
-            node[last] = yaml.safe_load(value)
+            node[last] = value
         return TrainConfig.from_dict(raw)
+
+    def with_overrides(self, overrides: list[str]) -> "TrainConfig":
+        """``section.field=value`` strings (values parsed as YAML), e.g. ``optim.max_steps=20``."""
+        values = {}
+        for item in overrides:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError(f"override {item!r} is not key=value")
+            values[key] = yaml.safe_load(value)
+        return self.with_values(values)
 
 
 def _coerce(value: Any, annotation: str, setting: str) -> Any:
@@ -133,10 +140,9 @@ def _build(cls, raw: Any, where: str):
                          f"{where or 'top level'} accepts {sorted(known)}")
     kwargs = {}
     for name, value in raw.items():
-        default = cls.__dataclass_fields__[name].default_factory if callable(
-            cls.__dataclass_fields__[name].default_factory) else None
-        target = type(default()) if default is not None else None
-        if target is not None and is_dataclass(target):
+        factory = known[name].default_factory  # nested sections are dataclasses with factory defaults
+        target = factory if callable(factory) and is_dataclass(factory) else None
+        if target is not None:
             kwargs[name] = _build(target, value, f"{where}{name}.")
         elif isinstance(value, list):
             kwargs[name] = tuple(value)

@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 
 from scaling.data import ParallelCorpus, check_overlap, drop_overlaps, load_benchmark, load_corpus
-from scaling.models.encoder import DualEncoder
+from scaling.models.encoder import DualEncoder, pad_batch
 from scaling.samplers import CorpusIndex, SamplerConfig, make_sampler
 from scaling.training.config import TrainConfig
 from scaling.training.loss import InfoNCELoss, LossConfig
@@ -35,14 +35,8 @@ class TokenizedCorpus:
     pad_id: int
 
     def batch(self, rows: np.ndarray, which: str) -> tuple[torch.Tensor, torch.Tensor]:
-        seqs = [(self.queries if which == "query" else self.passages)[int(r)] for r in rows]
-        width = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for i, s in enumerate(seqs):
-            ids[i, :len(s)] = torch.tensor(s)
-            mask[i, :len(s)] = 1
-        return ids, mask
+        source = self.queries if which == "query" else self.passages
+        return pad_batch([source[int(r)] for r in rows], self.pad_id)
 
 
 def tokenize_corpus(encoder: DualEncoder, corpus: ParallelCorpus) -> TokenizedCorpus:
