@@ -101,7 +101,13 @@ def test_study_runs_on_tune_and_resumes_only_unfinished_trials(tmp_path, capsys)
         manifest = json.loads((trials[0] / "manifest.json").read_text())
         assert manifest["parameters"]["non_embedding"] > 0 and "torch" in manifest["versions"]
         assert manifest["data"]["zero_shot"] == "drop" and "wall_s" in manifest
-        assert manifest["data"]["dropped_groups"] == {"parallel-qa:eval": 0}  # train and eval are disjoint
+        train = manifest["data"]["train"]
+        assert train["dropped_groups"] == {"parallel-qa:eval": 0}  # train and eval are disjoint
+        assert train["rows"] == 560 and train["groups"] == 70 and len(train["content_hash"]) == 32
+        assert manifest["training_languages"] == ["ar", "de", "en", "es", "fr", "hi", "ru", "zh"]
+        assert manifest["data"]["benchmarks"]["parallel-qa:eval"]["queries"] == 240
+        assert manifest["seed"] == 0 and manifest["git_revision"]
+        assert "2 of 2 finished, 0 failed, 0 to go" in capsys.readouterr().out
         assert (trials[0] / "curve.parquet").is_file()
         assert not [p for p in (folder / "runs").glob("*/checkpoint_*") if p.is_dir()]  # removed once recorded
         assert len(list((folder / "runs").glob("*/final_model/encoder.json"))) == 2  # keep_models defaults to true

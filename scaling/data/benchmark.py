@@ -14,6 +14,7 @@ from typing import Mapping, Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from scaling.data.corpus import columns_fingerprint
 from scaling.data.errors import DataError
 
 QUERY_SCHEMA = pa.schema([("id", pa.string()), ("lang", pa.string()), ("text", pa.string()),
@@ -87,6 +88,10 @@ class RetrievalBenchmark:
 
     def relevant(self, query_id: str) -> frozenset[str]:
         return frozenset(self.relevance[query_id])
+
+    def fingerprint(self) -> str:
+        """Hash of the queries' and candidates' ids and texts (the embedding cache key uses it)."""
+        return columns_fingerprint((self.queries, ("id", "text")), (self.candidates, ("id", "text")))
 
     def summary(self) -> dict[str, object]:
         """Counts a person checks first: queries and candidates per language, relevant per query."""

@@ -9,6 +9,7 @@ query and the passage are the same sentence, which is how ``is_bitext`` is deriv
 from __future__ import annotations
 
 import collections
+import hashlib
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
@@ -30,6 +31,17 @@ CORPUS_SCHEMA = pa.schema(
     ]
 )
 REQUIRED_COLUMNS = ("group_id", "lang", "query", "passage", "source")
+
+
+def columns_fingerprint(*parts: tuple[pa.Table, Sequence[str]]) -> str:
+    """A content hash of text columns of one or more tables, independent of chunking."""
+    h = hashlib.blake2b(digest_size=16)
+    for table, columns in parts:
+        for col in columns:
+            for value in table.column(col).to_pylist():
+                h.update(value.encode())
+                h.update(b"\0")
+    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -121,6 +133,10 @@ class ParallelCorpus:
     @property
     def languages(self) -> tuple[str, ...]:
         return tuple(sorted(set(self.table.column("lang").to_pylist())))
+
+    def fingerprint(self) -> str:
+        """Hash of the training content (group, language, query, passage), recorded with results."""
+        return columns_fingerprint((self.table, ("group_id", "lang", "query", "passage")))
 
     @property
     def num_groups(self) -> int:

@@ -35,16 +35,6 @@ def model_fingerprint(encoder: DualEncoder) -> str:
     return h.hexdigest()
 
 
-def benchmark_fingerprint(bench: RetrievalBenchmark) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    for table in (bench.queries, bench.candidates):
-        for col in ("id", "text"):
-            for value in table.column(col).to_pylist():
-                h.update(value.encode())
-                h.update(b"\0")
-    return h.hexdigest()
-
-
 @dataclass(frozen=True)
 class BenchmarkEmbeddings:
     queries: np.ndarray
@@ -62,7 +52,7 @@ def embed_benchmark(encoder: DualEncoder, bench: RetrievalBenchmark, *, batch_si
     start = time.perf_counter()
     settings = {k: v for k, v in asdict(encoder.config).items() if k not in ("model", "num_layers",
                                                                               "freeze_word_embeddings")}
-    key = hashlib.blake2b(json.dumps([model_key or model_fingerprint(encoder), benchmark_fingerprint(bench), settings],
+    key = hashlib.blake2b(json.dumps([model_key or model_fingerprint(encoder), bench.fingerprint(), settings],
                                      sort_keys=True).encode(), digest_size=16).hexdigest()
     folder = Path(cache_dir) if cache_dir else cache_root() / "embeddings"
     entry = folder / key

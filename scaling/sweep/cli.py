@@ -31,16 +31,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         return 0
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
-    from scaling.sweep.driver import load_results, run_study, summary
+    from scaling.sweep.driver import TrialsFailed, load_results, run_study, summary
 
     start = time.perf_counter()
     try:
-        folder = run_study(study, resume=args.resume)
-        table = load_results(folder)
+        store = run_study(study, resume=args.resume)
+        table = load_results(store)
     except (StudyConfigError, FileNotFoundError, OfflineModelMissing) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except TrialsFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     print(summary(table))
     print(f"study {study.name}: {len({r for r in table.column('trial_id').to_pylist()})} finished trials, "
-          f"{time.perf_counter() - start:.0f} s; results in {folder} (trials/*/metrics.parquet, curve.parquet, manifest.json)")
+          f"{time.perf_counter() - start:.0f} s; results in {store.location} (trials/*/metrics.parquet, curve.parquet, "
+          f"manifest.json)\nreport: python -m analysis.report {store.location} --out {store.location.rstrip('/')}-report")
     return 0

@@ -1,12 +1,9 @@
 """Run a study on Ray Tune: one Tune function per trial, which fits a TorchTrainer and evaluates.
 
-Results live in ``<storage>/<study>/``: ``study.json`` (the resolved configuration and grid), and
-per trial ``trials/<id>/`` with ``metrics.parquet`` (one row per benchmark, setting, query
-language, candidate language and metric, with the trial's axes as columns), ``curve.parquet``
-(step, loss, throughput) and ``manifest.json`` (configuration, languages, data, parameter counts,
-versions, host, timings). A trial's files are written to a temporary folder and renamed into
-place as a whole, so a crash never leaves half a trial, and ``--resume`` re-runs exactly the
-trials without a folder. ``load_results`` reads all finished trials while the study runs.
+Results go to a ``ResultStore`` (``scaling.sweep.store``: a local folder or a cloud URI) under
+``<storage>/<study name>/``; see that module for the layout and why a crash never leaves half a
+trial. ``--resume`` re-runs exactly the trials without a manifest; ``load_results`` reads all
+finished trials while the study runs.
 """
 
 from __future__ import annotations
@@ -14,28 +11,23 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from scaling.provenance import git_revision, host, library_versions
+from scaling.sweep.store import ResultStore
 from scaling.sweep.study import Study, StudyConfigError, Trial
 
 
-def study_dir(study: Study) -> Path:
-    if "://" in study.storage:
-        raise StudyConfigError(f"storage {study.storage!r}: cloud URIs are not supported yet; use a local or shared folder")
-    return Path(study.storage).expanduser().resolve() / study.name
-
-
-def finished_trials(folder: Path) -> set[str]:
-    trials = folder / "trials"
-    return {p.name for p in trials.iterdir() if (p / "manifest.json").is_file()} if trials.is_dir() else set()
+def study_store(study: Study) -> ResultStore:
+    try:
+        return ResultStore(study.storage.rstrip("/") + "/" + study.name)
+    except ValueError as exc:
+        raise StudyConfigError(str(exc)) from None
 
 
 def axis_types(study: Study) -> dict[str, pa.DataType]:
@@ -55,29 +47,55 @@ def axis_types(study: Study) -> dict[str, pa.DataType]:
     return types
 
 
-def zero_shot_overlaps(study: Study) -> dict[str, dict[str, int]]:
-    """Training groups each benchmark shares with each distinct training-data setting, checked
-    before Ray starts; ``refuse`` stops the study here, ``drop`` records what training loses."""
+def _progress_counter(total: int, already: int):
+    """A Tune callback printing a running count as trials end (Tune's own table is per-trial)."""
+    from ray.tune import Callback
+
+    class ProgressCounter(Callback):
+        def __init__(self):
+            self.finished, self.failed = already, 0
+
+        def _line(self, trial, what: str) -> None:
+            print(f"[study] trial {trial.config.get('trial_id')} {what}: {self.finished} of {total} finished, "
+                  f"{self.failed} failed, {total - self.finished - self.failed} to go", flush=True)
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            self.finished += 1
+            self._line(trial, "finished")
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self.failed += 1
+            self._line(trial, "FAILED")
+
+    return ProgressCounter()
+
+
+def inspect_training_data(study: Study) -> dict[str, dict]:
+    """Per distinct training-data setting: the groups each benchmark shares with it (``refuse``
+    stops the study here, before Ray starts; ``drop`` records what training loses) and what is
+    left to train on (rows, groups, languages, content hash), recorded in every manifest."""
     from scaling.training.loop import load_training_corpus
 
-    out: dict[str, dict[str, int]] = {}
+    out: dict[str, dict] = {}
     for trial in study.trials:
         key = json.dumps(trial.config.data.train)
         if key in out:
             continue
         dropped: dict[str, int] = {}
         cfg = trial.config
-        load_training_corpus(replace(cfg, data=replace(cfg.data, exclude_overlap_with=study.benchmarks)), dropped)
-        out[key] = dropped
-    overlapping = {k: v for k, v in out.items() if any(v.values())}
+        corpus = load_training_corpus(replace(cfg, data=replace(cfg.data, exclude_overlap_with=study.benchmarks)), dropped)
+        out[key] = {"sources": list(cfg.data.train), "dropped_groups": dropped, "rows": len(corpus),
+                    "groups": corpus.num_groups, "languages": list(corpus.languages),
+                    "content_hash": corpus.fingerprint()}
+    overlapping = {k: v["dropped_groups"] for k, v in out.items() if any(v["dropped_groups"].values())}
     if study.zero_shot == "refuse" and overlapping:
         raise StudyConfigError(f"zero_shot: refuse, but training data overlaps the benchmarks (groups per "
                                f"benchmark): {overlapping}; set zero_shot: drop or change the data")
     return out
 
 
-def run_trial(trial: Trial, study: Study, folder: Path, overlaps: dict[str, dict[str, int]] | None = None) -> dict:
-    """Train, evaluate and write one trial's results (atomically)."""
+def run_trial(trial: Trial, study: Study, store: ResultStore, training_data: dict[str, dict] | None = None) -> dict:
+    """Train, evaluate and record one trial (the manifest, written last, marks it finished)."""
     from scaling.data import load_benchmark
     from scaling.eval.embeddings import model_fingerprint
     from scaling.eval.evaluate import EvalConfig, EvalResult, evaluate_benchmark, evaluate_tatoeba
@@ -85,7 +103,7 @@ def run_trial(trial: Trial, study: Study, folder: Path, overlaps: dict[str, dict
     from scaling.training.trainer import fit
 
     start = time.perf_counter()
-    config = replace(trial.config, run=replace(trial.config.run, storage_path=str(folder / "runs"),
+    config = replace(trial.config, run=replace(trial.config.run, storage_path=store.location.rstrip("/") + "/runs",
                                                name=f"trial-{trial.trial_id}"))
     if study.zero_shot == "drop":
         config = replace(config, data=replace(config.data, exclude_overlap_with=tuple(study.benchmarks)))
@@ -94,8 +112,12 @@ def run_trial(trial: Trial, study: Study, folder: Path, overlaps: dict[str, dict
     encoder = DualEncoder.load(result.model_dir)
     evaluation = EvalResult()
     model_key = model_fingerprint(encoder)
+    benchmarks = {}
     for source in study.benchmarks:
         bench = load_benchmark(source, data_dir=config.data.data_dir)
+        for b in bench.values() if isinstance(bench, dict) else [bench]:
+            benchmarks[b.name] = {"source": source, "queries": len(b.queries), "candidates": len(b.candidates),
+                                  "content_hash": b.fingerprint()}
         if isinstance(bench, dict):
             evaluate_tatoeba(encoder, bench, EvalConfig(), evaluation, model_key)
         else:
@@ -112,57 +134,49 @@ def run_trial(trial: Trial, study: Study, folder: Path, overlaps: dict[str, dict
     for name, (value, kind) in reversed(list(columns.items())):
         records = records.add_column(0, pa.field(name, kind), pa.array([value] * len(records), type=kind))
     curve = pa.Table.from_pylist([{"trial_id": trial.trial_id, **h} for h in result.history])
+    train_data = (training_data or {}).get(json.dumps(trial.config.data.train), {})
+    trained_on = list(config.data.languages) if config.data.languages else train_data.get("languages")
     manifest = {"trial_id": trial.trial_id, "axes": trial.axes, "config": config.to_dict(),
-                "languages": list(config.data.languages) if config.data.languages else None,
-                "data": {"train": list(config.data.train), "benchmarks": list(study.benchmarks),
-                         "zero_shot": study.zero_shot,
-                         "dropped_groups": (overlaps or {}).get(json.dumps(trial.config.data.train), {})},
+                "seed": config.sampler.seed, "languages": list(config.data.languages) if config.data.languages else None,
+                "training_languages": trained_on,
+                "data": {"train": train_data or list(config.data.train), "benchmarks": benchmarks,
+                         "zero_shot": study.zero_shot},
                 "parameters": result.parameters, "final_metrics": result.metrics,
                 "batch_counts": result.batch_counts, "eval_notes": evaluation.notes,
                 "versions": library_versions(), "git_revision": git_revision(), "host": host(),
                 "wall_s": {"train": trained - start, "evaluate": evaluated - trained}}
-    target = folder / "trials" / trial.trial_id
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{trial.trial_id}-"))
-    pq.write_table(records, tmp / "metrics.parquet")
-    pq.write_table(curve, tmp / "curve.parquet")
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str))
-    if target.exists():  # an earlier attempt that failed before finishing left nothing complete
-        shutil.rmtree(target)
-    os.replace(tmp, target)
-    # The trial is recorded: its resume checkpoints are no longer needed (GBs for a pretrained model).
-    for checkpoint in result.run_dir.glob("checkpoint_*"):
-        if checkpoint.is_dir():
-            shutil.rmtree(checkpoint, ignore_errors=True)
+    store.write_trial(trial.trial_id, records, curve, manifest)
+    result.remove_checkpoints()  # the trial is recorded; its resume checkpoints are GBs for a real model
     if not study.keep_models:
         shutil.rmtree(result.model_dir, ignore_errors=True)
     return {"trial_id": trial.trial_id, **{k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}}
 
 
-def run_study(study: Study, *, resume: bool = False) -> Path:
+class TrialsFailed(RuntimeError):
+    """Some trials raised; their errors are in Tune's output, and ``--resume`` retries them."""
+
+
+def run_study(study: Study, *, resume: bool = False) -> ResultStore:
+    """Run every unfinished trial; raises ``TrialsFailed`` (after the others finish) if any fail."""
     import ray
     from ray import tune
 
-    folder = study_dir(study)
-    done = finished_trials(folder)
+    store = study_store(study)
+    done = set(store.finished())
     if done and not resume:
-        raise StudyConfigError(f"{folder} already holds {len(done)} finished trial(s); pass --resume to finish the "
-                               "study, or choose another study.name")
+        raise StudyConfigError(f"{store.location} already holds {len(done)} finished trial(s); pass --resume to "
+                               "finish the study, or choose another study.name")
     from scaling.models.offline_e5 import OFFLINE_NAMES, packaged_files
 
     if any(t.config.encoder.model in OFFLINE_NAMES for t in study.trials):
         packaged_files()  # before Ray starts: OfflineModelMissing says how to install the extra
-    overlaps = zero_shot_overlaps(study)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / "study.json.tmp"
-    tmp.write_text(json.dumps({"config": study.raw, "zero_shot_dropped_groups": overlaps,
-                               "trials": [{"trial_id": t.trial_id, "axes": t.axes} for t in study.trials]},
-                              indent=1, default=str))
-    tmp.replace(folder / "study.json")
+    training_data = inspect_training_data(study)
+    store.write_json("study.json", {"config": study.raw, "training_data": list(training_data.values()),
+                                    "trials": [{"trial_id": t.trial_id, "axes": t.axes} for t in study.trials]})
     pending = [t for t in study.trials if t.trial_id not in done]
     print(f"{len(done)} trial(s) already finished, {len(pending)} to run", flush=True)
     if not pending:
-        return folder
+        return store
     if not ray.is_initialized():
         ray.init(address=os.environ.get("RAY_ADDRESS"), ignore_reinit_error=True)
     by_id = {t.trial_id: t for t in pending}
@@ -170,7 +184,7 @@ def run_study(study: Study, *, resume: bool = False) -> Path:
     def trainable(params: dict) -> None:
         trial = by_id[params["trial_id"]]
         print(f"trial {trial.trial_id} start: {trial.axes}", flush=True)
-        metrics = run_trial(trial, study, folder, overlaps)
+        metrics = run_trial(trial, study, store, training_data)
         print(f"trial {trial.trial_id} finished: {metrics}", flush=True)
         tune.report(metrics)
 
@@ -178,21 +192,25 @@ def run_study(study: Study, *, resume: bool = False) -> Path:
         tune.with_resources(trainable, {"cpu": 1}),
         param_space={"trial_id": tune.grid_search(list(by_id))},
         tune_config=tune.TuneConfig(max_concurrent_trials=study.resources.concurrent_trials),
-        run_config=tune.RunConfig(name=f"tune-{uuid.uuid4().hex[:8]}", storage_path=str(folder / "tune"),
-                                  failure_config=tune.FailureConfig(max_failures=0), verbose=1),
+        run_config=tune.RunConfig(name=f"tune-{uuid.uuid4().hex[:8]}", storage_path=store.location.rstrip("/") + "/tune",
+                                  failure_config=tune.FailureConfig(max_failures=0), verbose=1,
+                                  callbacks=[_progress_counter(len(study.trials), len(done))]),
     )
     grid = tuner.fit()
     failed = [r for r in grid if r.error]
     print(f"{len(pending) - len(failed)} trial(s) finished, {len(failed)} failed", flush=True)
-    return folder
+    if failed:
+        errors = "; ".join(f"{r.config.get('trial_id')}: {type(r.error).__name__}: {str(r.error).splitlines()[-1][:200]}"
+                           for r in failed)
+        raise TrialsFailed(f"{len(failed)} of {len(pending)} trial(s) failed ({errors}); fix the cause and run again "
+                           f"with --resume to run only the unfinished trials (results so far: {store.location})")
+    return store
 
 
-def load_results(folder: str | Path) -> pa.Table:
-    """All finished trials' metric rows (readable while the study runs)."""
-    files = sorted(Path(folder).glob("trials/*/metrics.parquet"))
-    if not files:
-        raise FileNotFoundError(f"{folder} has no finished trials")
-    return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
+def load_results(location: str | Path | ResultStore) -> pa.Table:
+    """All finished trials' metric rows (readable while the study runs); ``analysis`` builds on it."""
+    store = location if isinstance(location, ResultStore) else ResultStore(location)
+    return store.trial_tables("metrics.parquet")
 
 
 def summary(table: pa.Table, benchmark: str | None = None) -> str:

@@ -4,15 +4,22 @@ Everything that can be wrong with a configuration is checked here, on the driver
 worker starts: the corpus and languages, the sampler against the corpus, the model path. Tiny
 random models (``tiny:hidden=32,layers=2``) are built once on the driver and saved next to the
 run, so every worker starts from the same weights and tokenizer.
+
+``run.storage_path`` may be a cloud URI (``s3://bucket/runs``): Ray Train then keeps checkpoints
+there, which a multi-node cluster needs, and the driver keeps its own files (the tiny initial
+model, the final model it evaluates) in a local scratch folder under the system temp directory.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import tempfile
 import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+import pyarrow.fs as pafs
 
 from scaling.data.remote import offline
 from scaling.models.offline_e5 import HUB_NAME, OFFLINE_NAMES, packaged_files
@@ -28,16 +35,31 @@ class TrainResult:
     history: list[dict]
     batch_counts: dict
     parameters: dict
-    run_dir: Path
+    run_dir: Path  # local: the run's configuration and final model
+    checkpoints: tuple[str, pafs.FileSystem] | None = None  # where Ray Train wrote its checkpoints
+
+    def remove_checkpoints(self) -> None:
+        """Drop the resume checkpoints (GBs for a pretrained model) once results are recorded."""
+        if self.checkpoints is None:
+            return
+        path, fs = self.checkpoints
+        for info in fs.get_file_info(pafs.FileSelector(path, allow_not_found=True)):
+            if info.type == pafs.FileType.Directory and info.base_name.startswith("checkpoint_"):
+                fs.delete_dir(info.path)
 
 
 def prepare(cfg: TrainConfig) -> tuple[TrainConfig, Path]:
     """Validate on the driver and materialise what workers need; returns the config workers get."""
     name = f"{cfg.run.name}-{uuid.uuid4().hex[:8]}"  # a fresh name: Ray would reuse an old run's checkpoints
-    run_dir = Path(cfg.run.storage_path).expanduser().resolve() / name
+    if "://" in cfg.run.storage_path:
+        run_dir = Path(tempfile.gettempdir()) / "hybrid-scaling-runs" / name
+        storage_path = cfg.run.storage_path
+    else:
+        run_dir = Path(cfg.run.storage_path).expanduser().resolve() / name
+        storage_path = str(run_dir.parent)
     data_dir = cfg.data.data_dir or os.environ.get("SCALING_DATA_DIR")
     cfg = replace(cfg, data=replace(cfg.data, data_dir=str(Path(data_dir).resolve()) if data_dir else None),
-                  run=replace(cfg.run, name=name, storage_path=str(run_dir.parent)))
+                  run=replace(cfg.run, name=name, storage_path=storage_path))
     corpus = load_training_corpus(cfg)
     make_sampler(cfg.sampler, corpus, cfg.data.languages)  # raises on any bad sampler setting
     if cfg.sampler.batch_size % cfg.run.num_workers:
@@ -94,4 +116,4 @@ def fit(cfg: TrainConfig) -> TrainResult:
 
             shutil.copytree(Path(d) / "model", final)
     return TrainResult(final, progress["metrics"], progress["history"], progress["batch_counts"],
-                       progress["parameters"], run_dir)
+                       progress["parameters"], run_dir, (result.path, result.filesystem))

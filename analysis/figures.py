@@ -1,0 +1,128 @@
+"""Figures with matplotlib: scaling curves with confidence bands, fitted power laws, training
+curves, comparison intervals, the language matrix and per-language bars. Each function returns
+a Figure; ``save`` writes it as PNG and SVG.
+
+Figures are made with ``matplotlib.figure.Figure``, not pyplot: no backend or display is needed on
+a cluster or in CI, nothing accumulates in pyplot's registry, and Jupyter still shows a returned
+figure inline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from analysis.curves import as_error
+from analysis.fits import PowerLawFit
+
+AXIS_LABELS = {"non_embedding_params": "non-embedding parameters (log scale)",
+               "num_languages": "number of training languages", "step": "training step"}
+METRIC_LABELS = {"map": "mAP", "rank_distance": "rank distance (lower is better)", "ndcg@10": "nDCG@10",
+                 "recall@10": "recall@10", "loss": "training loss (InfoNCE)", "accuracy@1": "accuracy@1",
+                 "heldout_loss_xx": "held-out loss, X-X batches", "heldout_loss_xy": "held-out loss, X-Y batches"}
+
+
+def save(fig: Figure, folder: str | Path, name: str) -> list[Path]:
+    """``<folder>/<name>.png`` and ``.svg``, each written to a temporary name and renamed."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{name}.png", folder / f"{name}.svg"]
+    for path in paths:
+        tmp = path.with_name(f".{path.name}.tmp")
+        fig.savefig(tmp, format=path.suffix[1:], dpi=150, bbox_inches="tight")
+        tmp.replace(path)
+    return paths
+
+
+def label(name: str) -> str:
+    return METRIC_LABELS.get(name, name)
+
+
+def plot_curve(curve: pd.DataFrame, *, x: str, title: str, ylabel: str, fits: dict | None = None,
+               metric: str = "map") -> Figure:
+    """One line per ``curve.line`` (means over seeds) with a band for the seed interval.
+    ``fits``: per line, a ``PowerLawFit`` of the metric's error (``curves.as_error``), drawn
+    dashed; lines whose fit was refused (a ``FitError``) get none."""
+    fig = Figure(figsize=(6.4, 4.2))
+    ax = fig.subplots()
+    for line, group in curve.groupby("line", sort=True):
+        group = group.sort_values(x)
+        xs = group[x].to_numpy(dtype=float)
+        (drawn,) = ax.plot(xs, group["mean"], marker="o", label=line)
+        if group["ci_low"].notna().any():
+            ax.fill_between(xs, group["ci_low"], group["ci_high"], alpha=0.2, color=drawn.get_color(), linewidth=0)
+        fit = (fits or {}).get(line)
+        if isinstance(fit, PowerLawFit):
+            grid = np.geomspace(xs.min(), xs.max(), 100)
+            ax.plot(grid, as_error(metric, fit.predict(grid)), linestyle="--", color=drawn.get_color(),
+                    label=f"{line}: fit, alpha={fit.alpha:.2f}")
+    if x == "non_embedding_params":
+        ax.set_xscale("log")
+    ax.set_xlabel(AXIS_LABELS.get(x, x))
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_comparisons(comparisons: pd.DataFrame, *, title: str, label_columns: list[str]) -> Figure:
+    """Hybrid minus baseline with its interval, one row per comparison; filled markers where the
+    interval excludes zero."""
+    rows = comparisons.reset_index(drop=True)
+    fig = Figure(figsize=(6.4, 0.45 * len(rows) + 1.2))
+    ax = fig.subplots()
+    ys = np.arange(len(rows))[::-1]
+    low = (rows["diff"] - rows["ci_low"]).fillna(0).clip(lower=0)
+    high = (rows["ci_high"] - rows["diff"]).fillna(0).clip(lower=0)
+    ax.errorbar(rows["diff"], ys, xerr=[low, high], fmt="none", ecolor="grey", capsize=3)
+    for y, (_, r) in zip(ys, rows.iterrows()):
+        ax.plot(r["diff"], y, "o", color="tab:blue", markerfacecolor="tab:blue" if r["excludes_zero"] else "white")
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_yticks(ys, [" | ".join(str(r[c]) for c in label_columns) for _, r in rows.iterrows()], fontsize=8)
+    ax.set_xlabel("difference (treatment - baseline), mean over paired seeds, 95% CI")
+    ax.set_title(title)
+    ax.grid(True, axis="x", alpha=0.3)
+    return fig
+
+
+def plot_language_matrix(matrix: pd.DataFrame, *, title: str, metric: str = "map") -> Figure:
+    size = max(4.0, 0.45 * len(matrix) + 2)
+    fig = Figure(figsize=(size + 1, size))
+    ax = fig.subplots()
+    image = ax.imshow(matrix.to_numpy(dtype=float), cmap="viridis", vmin=0, vmax=1 if metric != "rank_distance" else None)
+    ax.set_xticks(range(len(matrix.columns)), matrix.columns, rotation=90)
+    ax.set_yticks(range(len(matrix.index)), matrix.index)
+    ax.set_xlabel("candidate language")
+    ax.set_ylabel("query language")
+    if len(matrix) <= 15:
+        for i in range(len(matrix)):
+            for j in range(len(matrix.columns)):
+                v = matrix.iat[i, j]
+                if np.isfinite(v):
+                    ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                            color="white" if v < 0.5 else "black")
+    fig.colorbar(image, ax=ax, label=label(metric))
+    ax.set_title(title)
+    return fig
+
+
+def plot_language_bars(scores: pd.DataFrame, *, title: str, metric: str = "map") -> Figure:
+    """Per query language, coloured by seen in training / zero-shot / unknown."""
+    colours = {True: "tab:blue", False: "tab:orange", None: "tab:grey"}
+    names = {True: "seen in training", False: "zero-shot", None: "unknown"}
+    fig = Figure(figsize=(max(5.0, 0.35 * len(scores) + 2), 3.8))
+    ax = fig.subplots()
+    seen = [None if pd.isna(s) else bool(s) for s in scores["seen"]]
+    ax.bar(range(len(scores)), scores["mean"], color=[colours[s] for s in seen],
+           yerr=scores["std"].fillna(0), capsize=2)
+    ax.set_xticks(range(len(scores)), scores["query_lang"], rotation=90)
+    ax.set_xlabel("query language")
+    ax.set_ylabel(label(metric))
+    ax.legend(handles=[Patch(color=colours[f], label=names[f]) for f in dict.fromkeys(seen)], fontsize=8)
+    ax.set_title(title)
+    ax.grid(True, axis="y", alpha=0.3)
+    return fig

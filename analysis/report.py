@@ -1,0 +1,273 @@
+"""``python -m analysis.report RESULTS --out DIR``: a Markdown report of a study.
+
+It holds the study's grid, results tables (means over seeds with 95% intervals), hybrid-vs-baseline
+comparisons paired across seeds, the scaling fits with their uncertainty (or why a fit was
+refused), and figures (PNG + SVG) under ``DIR/figures``. Sections whose axis the study did not
+vary say so instead of drawing a one-point curve.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from analysis import figures
+from analysis.aggregate import aggregate_seeds
+from analysis.compare import compare_recipes
+from analysis.curves import as_error, heldout_fits, line_rows, metric_curve, size_fits, step_curve
+from analysis.fits import FitError, PowerLawFit, slope_beyond
+from analysis.per_language import language_matrix, per_language_scores
+from analysis.results import StudyResults, load
+
+MAIN_SETTINGS = (("mono", "map"), ("cross", "map"), ("multi", "map"), ("multi", "rank_distance"))
+
+
+@dataclass
+class ReportOptions:
+    benchmark: str | None = None  # default: every benchmark of the study
+    beyond: int | None = None  # language-count slope from this k (default: the smallest count)
+    n_bootstrap: int = 1000
+    seed: int = 0
+
+
+@dataclass
+class Report:
+    lines: list[str] = field(default_factory=list)
+    figures: list[tuple[str, str]] = field(default_factory=list)  # (file stem, caption)
+
+    def add(self, *lines: str) -> None:
+        self.lines.extend(lines)
+
+    def figure(self, fig, out: Path, name: str, caption: str) -> None:
+        figures.save(fig, out / "figures", name)
+        self.figures.append((name, caption))
+        self.add(f"![{caption}](figures/{name}.png)", "", f"*Figure: {caption}* ([SVG](figures/{name}.svg))", "")
+
+
+def markdown_table(frame: pd.DataFrame) -> list[str]:
+    def cell(v) -> str:
+        if isinstance(v, float):
+            return "" if pd.isna(v) else f"{v:.4g}"
+        return str(v).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return lines + [""]
+
+
+def _interval(mean: float, low: float, high: float, n: int) -> str:
+    if pd.isna(low):
+        return f"{mean:.3f} (n={n})"
+    return f"{mean:.3f} [{low:.3f}, {high:.3f}] (n={n})"
+
+
+def _cell_columns(results: StudyResults) -> list[str]:
+    cols = ["size"] if "size" in results.varying() or "size" in results.metrics else []
+    return cols + [c for c in ("num_languages",) if c in results.varying()] + ["recipe"]
+
+
+def results_table(results: StudyResults, benchmark: str) -> pd.DataFrame:
+    frame = results.select(benchmark=benchmark, query_lang="*", candidate_lang="*")
+    cells = _cell_columns(results)
+    out = None
+    for setting, metric in MAIN_SETTINGS:
+        rows = frame[(frame["setting"] == setting) & (frame["metric"] == metric)]
+        if rows.empty:
+            continue
+        agg = aggregate_seeds(rows, by=cells + (["non_embedding_params"] if "size" in cells else []))
+        agg[f"{setting} {metric}"] = [_interval(m, lo, hi, n) for m, lo, hi, n in
+                                      zip(agg["mean"], agg["ci_low"], agg["ci_high"], agg["n"])]
+        agg = agg.drop(columns=["n", "mean", "std", "ci_low", "ci_high"])
+        out = agg if out is None else out.merge(agg, how="outer")
+    if out is None:
+        raise ValueError(f"no macro rows for benchmark {benchmark!r}")
+    return out.sort_values([c for c in ("non_embedding_params", "num_languages", "recipe") if c in out])
+
+
+def build_report(results: StudyResults, out: Path, options: ReportOptions = ReportOptions()) -> Report:
+    out.mkdir(parents=True, exist_ok=True)
+    r = Report()
+    study_cfg = results.study.get("config", {}).get("study", {})
+    manifest = next(iter(results.manifests.values()), {})
+    r.add(f"# Study report: {results.name}", "", study_cfg.get("description", "") or "", "",
+          f"- results: `{results.location}`",
+          f"- trials finished: {len(results.trials)} of {results.grid_size()} in the grid",
+          f"- axes varied: {', '.join(results.varying()) or 'none'}; seeds: "
+          f"{', '.join(map(str, sorted(results.trials['seed'].unique())))}",
+          f"- benchmarks: {', '.join(sorted(results.metrics['benchmark'].unique()))}",
+          f"- library versions: {', '.join(f'{k} {v}' for k, v in manifest.get('versions', {}).items()) or 'not recorded'}",
+          f"- git revision: {manifest.get('git_revision') or 'not recorded'}", "",
+          "Intervals are 95% bootstrap intervals over seeds (expanded percentile; see `analysis/uncertainty.py`). "
+          "A cell with one seed has no interval.", "")
+
+    r.add("## Grid", "")
+    grid_cols = [c for c in ("trial_id", "size", "non_embedding_params", "recipe", "num_languages", "seed",
+                             "heldout_loss_xy", "train_s") if c in results.trials]
+    r.add(*markdown_table(results.trials[grid_cols].sort_values([c for c in grid_cols if c != "trial_id"][:4])))
+
+    benchmarks = [options.benchmark] if options.benchmark else sorted(results.metrics["benchmark"].unique())
+    for bench in benchmarks:
+        _benchmark_sections(r, results, bench, out, options)
+    _training_sections(r, results, out, options)
+
+    r.add("## Figures", "")
+    r.add(*[f"- `figures/{name}.png` / `.svg`: {caption}" for name, caption in r.figures], "")
+    text = "\n".join(r.lines) + "\n"
+    tmp = out / ".report.md.tmp"
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(out / "report.md")
+    return r
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in text).strip("-")
+
+
+def _fit_text(fits: dict) -> list[str]:
+    refused = {str(f) for f in fits.values() if not isinstance(f, PowerLawFit)}
+    if len(refused) == 1 and len(fits) > 1 and not any(isinstance(f, PowerLawFit) for f in fits.values()):
+        return [f"- every line: not fitted: {refused.pop()}", ""]
+    return [f"- **{line}**: " + (fit.describe() if isinstance(fit, PowerLawFit) else f"not fitted: {fit}")
+            for line, fit in fits.items()] + [""]
+
+
+def _benchmark_sections(r: Report, results: StudyResults, bench: str, out: Path, options: ReportOptions) -> None:
+    slug = _slug(bench)
+    r.add(f"## Benchmark `{bench}`", "", "### Results (macro over languages)", "")
+    r.add(*markdown_table(results_table(results, bench)))
+
+    r.add("### Hybrid versus each baseline", "",
+          "Difference of means over paired seeds (same size, languages and seed); **bold** where the 95% "
+          "interval excludes zero.", "")
+    macro = results.select(benchmark=bench, query_lang="*", candidate_lang="*")
+    macro = macro[[(s, m) in MAIN_SETTINGS for s, m in zip(macro["setting"], macro["metric"])]]
+    try:
+        cmp = compare_recipes(macro, seed=options.seed)
+    except ValueError as exc:
+        r.add(f"Not compared: {exc}.", "")
+    else:
+        cells = [c for c in ("size", "num_languages") if c in results.varying()]
+        order = dict(zip(results.trials["size"], results.trials["non_embedding_params"]))
+        cmp = cmp.assign(_order=cmp["size"].map(order)).sort_values(
+            ["setting", "metric", "baseline", "_order"] + cells[1:]).drop(columns="_order").reset_index(drop=True)
+        table = cmp[cells + ["setting", "metric", "treatment", "baseline", "n_pairs"]].copy()
+        table["difference [95% CI]"] = [
+            (f"**{d:+.3f} [{lo:+.3f}, {hi:+.3f}]**" if ex else f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]")
+            if not pd.isna(lo) else f"{d:+.3f} (one seed: no interval)"
+            for d, lo, hi, ex in zip(cmp["diff"], cmp["ci_low"], cmp["ci_high"], cmp["excludes_zero"])]
+        table["favours"] = cmp["better"]
+        r.add(*markdown_table(table))
+        multi = cmp[(cmp["setting"] == "multi") & (cmp["metric"] == "map")]
+        if len(multi):
+            r.figure(figures.plot_comparisons(multi, title=f"{bench}: multilingual mAP, hybrid minus baseline",
+                                              label_columns=cells + ["baseline"]),
+                     out, f"{slug}-hybrid-vs-baselines", f"{bench}: hybrid minus each baseline, multilingual mAP")
+
+    r.add("### Scaling with model size", "")
+    if "size" not in results.varying():
+        r.add("One model size in this study: no size curve.", "")
+    else:
+        for setting, metric in (("multi", "map"), ("multi", "rank_distance")):
+            try:
+                curve, fits = size_fits(results, benchmark=bench, setting=setting, metric=metric,
+                                        n_bootstrap=options.n_bootstrap, seed=options.seed)
+            except ValueError as exc:
+                r.add(f"No {setting} {metric} curve: {exc}.", "")
+                continue
+            kind = figures.label(metric) if as_error(metric, 1.0) == 1.0 else "1 - " + figures.label(metric)
+            r.add(f"Power law `error = E + A / N^alpha` in non-embedding parameters N, error = {kind}:", "",
+                  *_fit_text(fits))
+            r.figure(figures.plot_curve(curve, x="non_embedding_params", title=f"{bench}: {setting} {figures.label(metric)}",
+                                        ylabel=figures.label(metric), fits=fits, metric=metric),
+                     out, f"{slug}-{setting}-{metric}-vs-size", f"{bench}: {setting} {metric} against non-embedding "
+                     "parameters, one line per recipe, 95% band over seeds, dashed: fitted power law")
+
+    r.add("### Scaling with the number of training languages", "")
+    if "num_languages" not in results.varying():
+        r.add("One language set in this study: no language curve.", "")
+    else:
+        curve = metric_curve(results, x="languages", benchmark=bench)
+        r.figure(figures.plot_curve(curve, x="num_languages", title=f"{bench}: multilingual mAP",
+                                    ylabel="mAP"), out, f"{slug}-multi-map-vs-languages",
+                 f"{bench}: multilingual mAP against the number of training languages, one line per recipe")
+        k = options.beyond if options.beyond is not None else int(results.trials["num_languages"].min())
+        rows = results.select(benchmark=bench, setting="multi", metric="map", query_lang="*", candidate_lang="*")
+        for line in curve["line"].unique():
+            points = line_rows(rows, curve, line)
+            try:
+                r.add(f"- **{line}**: {slope_beyond(points['num_languages'], points['value'], k=k).describe()}")
+            except FitError as exc:
+                r.add(f"- **{line}**: not fitted: {exc}")
+        r.add("")
+
+    r.add("### Per language", "")
+    # the largest model, hybrid if the study has it: the configuration a reader cares about most
+    largest = results.trials.assign(_hybrid=results.trials["recipe"].str.startswith("hybrid")).sort_values(
+        ["non_embedding_params", "_hybrid"]).iloc[-1]
+    chosen = results.select(benchmark=bench, size=largest["size"], recipe=largest["recipe"])
+    if "num_languages" in chosen and chosen["num_languages"].notna().any():
+        chosen = chosen[chosen["num_languages"] == chosen["num_languages"].max()]
+    label = f"{largest['size']}, {largest['recipe']}"
+    try:
+        matrix = language_matrix(chosen)
+        r.figure(figures.plot_language_matrix(matrix, title=f"{bench}: mAP, {label}"), out,
+                 f"{slug}-language-matrix", f"{bench}: query-language x candidate-language mAP ({label}; diagonal: "
+                 "monolingual)")
+        scores = per_language_scores(results, chosen)
+        r.figure(figures.plot_language_bars(scores, title=f"{bench}: multilingual mAP per query language, {label}"),
+                 out, f"{slug}-per-language", f"{bench}: multilingual mAP per query language ({label}), seen in "
+                 "training vs zero-shot")
+    except ValueError as exc:
+        r.add(f"No per-language view: {exc}.", "")
+
+
+def _training_sections(r: Report, results: StudyResults, out: Path, options: ReportOptions) -> None:
+    r.add("## Training", "")
+    try:
+        curve = step_curve(results)
+        r.figure(figures.plot_curve(curve, x="step", title="training loss", ylabel=figures.label("loss")), out,
+                 "training-loss", "training loss (InfoNCE, mean over the reporting window) against step")
+    except ValueError as exc:
+        r.add(f"No training curves: {exc}.", "")
+    if "size" in results.varying():
+        for kind in ("xx", "xy"):
+            try:
+                curve, fits = heldout_fits(results, kind=kind, n_bootstrap=options.n_bootstrap, seed=options.seed)
+            except ValueError as exc:
+                r.add(f"No held-out loss ({kind}): {exc}.", "")
+                continue
+            column = f"heldout_loss_{kind}"
+            r.add(f"Held-out loss on {kind.upper()} batches, power law in non-embedding parameters:", "",
+                  *_fit_text(fits))
+            r.figure(figures.plot_curve(curve, x="non_embedding_params", title=f"held-out loss, {kind.upper()} batches",
+                                        ylabel=figures.label(column), fits=fits, metric=column),
+                     out, f"heldout-{kind}-vs-size", f"held-out contrastive loss on {kind.upper()} batches against "
+                     "non-embedding parameters, dashed: fitted power law")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m analysis.report", description=__doc__.split("\n")[0])
+    p.add_argument("results", help="a study's result folder (storage/<study name>) or cloud URI")
+    p.add_argument("--out", required=True, help="folder for report.md and figures/")
+    p.add_argument("--benchmark", help="only this benchmark (default: all)")
+    p.add_argument("--beyond", type=int, help="slope of mAP per added language from this count on (default: smallest)")
+    p.add_argument("--n-bootstrap", type=int, default=1000, help="bootstrap refits per power-law fit")
+    p.add_argument("--seed", type=int, default=0, help="seed of every bootstrap")
+    args = p.parse_args(argv)
+    try:
+        results = load(args.results)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    report = build_report(results, out, ReportOptions(args.benchmark, args.beyond, args.n_bootstrap, args.seed))
+    print(f"wrote {out / 'report.md'} with {len(report.figures)} figures ({len(results.trials)} trials)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,135 @@
+"""Where a study's results live: a local folder or a cloud URI (``s3://``, ``gs://``, ``hdfs://``),
+through ``pyarrow.fs``.
+
+Layout under ``<storage>/<study name>/``:
+
+* ``study.json``: the resolved configuration and the grid;
+* ``trials/<id>/metrics.parquet``: one row per (benchmark, setting, query language, candidate
+  language, metric), with the trial's axes as columns;
+* ``trials/<id>/curve.parquet``: the training curve (step, loss, throughput, held-out loss);
+* ``trials/<id>/manifest.json``: configuration, languages, data, parameter counts, versions.
+
+A trial counts as finished when its ``manifest.json`` exists, and the manifest is always written
+last. On a local disk a trial is written into a hidden temporary folder and renamed into place as
+a whole; on an object store (no directory rename) each file is one atomic PUT and the manifest is
+the completion marker. Either way a crash never leaves a trial that readers take as finished, and
+``load`` sees exactly the finished trials while a study still runs.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import posixpath
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+TRIAL_FILES = ("metrics.parquet", "curve.parquet", "manifest.json")
+
+
+class ResultStore:
+    """A study's result folder on any pyarrow filesystem."""
+
+    def __init__(self, location: str | Path, filesystem: pafs.FileSystem | None = None):
+        location = str(location)
+        if filesystem is not None:
+            self.fs, self.root = filesystem, location.rstrip("/")
+        elif "://" in location:
+            try:
+                self.fs, self.root = pafs.FileSystem.from_uri(location)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+                raise ValueError(f"storage {location!r}: pyarrow cannot open this URI ({exc}); use a local folder "
+                                 "or an s3://, gs:// or hdfs:// URI with credentials configured") from None
+            self.root = self.root.rstrip("/")
+        else:
+            self.fs, self.root = pafs.LocalFileSystem(), str(Path(location).expanduser().resolve())
+        self.location = location
+
+    @property
+    def is_local(self) -> bool:
+        return isinstance(self.fs, pafs.LocalFileSystem)
+
+    def path(self, *parts: str) -> str:
+        return posixpath.join(self.root, *parts)
+
+    def exists(self, *parts: str) -> bool:
+        return self.fs.get_file_info(self.path(*parts)).type != pafs.FileType.NotFound
+
+    # ---- writing -------------------------------------------------------------------------
+
+    def write_bytes(self, relpath: str, data: bytes) -> None:
+        """One file, atomically: rename on a local disk, a single PUT on an object store."""
+        target = self.path(relpath)
+        self.fs.create_dir(posixpath.dirname(target), recursive=True)
+        if self.is_local:
+            tmp = f"{target}.{uuid.uuid4().hex[:8]}.tmp"
+            with self.fs.open_output_stream(tmp) as out:
+                out.write(data)
+            self.fs.move(tmp, target)
+        else:
+            with self.fs.open_output_stream(target) as out:
+                out.write(data)
+
+    def write_json(self, relpath: str, obj) -> None:
+        self.write_bytes(relpath, json.dumps(obj, indent=1, default=str).encode())
+
+    def write_trial(self, trial_id: str, metrics: pa.Table, curve: pa.Table, manifest: dict) -> None:
+        """All of a trial's files; the manifest, which marks the trial finished, goes last."""
+        files = {"metrics.parquet": _parquet_bytes(metrics), "curve.parquet": _parquet_bytes(curve),
+                 "manifest.json": json.dumps(manifest, indent=1, default=str).encode()}
+        target = self.path("trials", trial_id)
+        if self.is_local:
+            tmp = self.path("trials", f".{trial_id}-{uuid.uuid4().hex[:8]}")
+            self.fs.create_dir(tmp, recursive=True)
+            for name in TRIAL_FILES:
+                with self.fs.open_output_stream(posixpath.join(tmp, name)) as out:
+                    out.write(files[name])
+            if self.exists("trials", trial_id):  # an attempt that died before finishing
+                self.fs.delete_dir(target)
+            self.fs.move(tmp, target)
+        else:
+            if self.exists("trials", trial_id, "manifest.json"):
+                self.fs.delete_file(self.path("trials", trial_id, "manifest.json"))
+            for name in TRIAL_FILES:
+                self.write_bytes(f"trials/{trial_id}/{name}", files[name])
+
+    # ---- reading -------------------------------------------------------------------------
+
+    def finished(self) -> list[str]:
+        """Trial ids whose manifest exists (sorted)."""
+        if not self.exists("trials"):
+            return []
+        infos = self.fs.get_file_info(pafs.FileSelector(self.path("trials"), recursive=False))
+        return sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory
+                      and not i.base_name.startswith(".") and self.exists("trials", i.base_name, "manifest.json"))
+
+    def read_bytes(self, relpath: str) -> bytes:
+        with self.fs.open_input_file(self.path(relpath)) as fh:
+            return fh.read()
+
+    def read_json(self, relpath: str):
+        return json.loads(self.read_bytes(relpath))
+
+    def read_table(self, relpath: str) -> pa.Table:
+        return pq.read_table(self.path(relpath), filesystem=self.fs)
+
+    def trial_tables(self, name: str) -> pa.Table:
+        """One of the per-trial Parquet files of every finished trial, concatenated."""
+        ids = self.finished()
+        if not ids:
+            raise FileNotFoundError(f"{self.location} has no finished trials (no trials/*/manifest.json)")
+        tables = [self.read_table(f"trials/{t}/{name}") for t in ids]
+        return pa.concat_tables([t for t in tables if t.num_columns], promote_options="default")
+
+    def manifests(self) -> dict[str, dict]:
+        return {t: self.read_json(f"trials/{t}/manifest.json") for t in self.finished()}
+
+
+def _parquet_bytes(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
