@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from analysis.report import main as report_main
 from scaling.sweep.cli import DEFAULT_STUDY, main
 from scaling.sweep.study import StudyConfigError, build_study, load_study
 
@@ -123,6 +124,18 @@ def test_study_runs_on_tune_and_resumes_only_unfinished_trials(tmp_path, capsys)
         assert kept.stat().st_mtime == kept_mtime  # the finished trial was not re-run
         again = load_results(folder)
         assert len(again) == len(table) and len(set(again.column("trial_id").to_pylist())) == 2
+        # the analysis report reads the real format end to end
+        assert report_main([str(folder), "--out", str(tmp_path / "report")]) == 0
+        report = (tmp_path / "report" / "report.md").read_text()
+        assert "| xy |" in report and "One model size in this study" in report
+        assert (tmp_path / "report" / "figures" / "parallel-qa-eval-language-matrix.svg").is_file()
+        # a trial that fails: the others' results stay, the exit status says so, --resume is offered
+        config.write_text(yaml.safe_dump({**TINY, "study": {"name": "failing"}, "storage": str(tmp_path / "results"),
+                                          "axes": {**TINY["axes"], "strategy": ["xy"], "params": {"run.fail_at_step": [1]}},
+                                          "train": {**TINY["train"], "run": {**TINY["train"]["run"], "max_failures": 0}}}))
+        assert main(["--config", str(config)]) == 1
+        err = capsys.readouterr().err
+        assert "1 of 1 trial(s) failed" in err and "simulated worker failure" in err and "--resume" in err
     finally:
         ray.shutdown()
 

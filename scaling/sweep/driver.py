@@ -103,6 +103,8 @@ def run_trial(trial: Trial, study: Study, store: ResultStore, training_data: dic
     from scaling.training.trainer import fit
 
     start = time.perf_counter()
+    for stale in store.remove_stale_runs(trial.trial_id):
+        print(f"trial {trial.trial_id}: removed {stale} (an earlier attempt that never finished)", flush=True)
     config = replace(trial.config, run=replace(trial.config.run, storage_path=store.location.rstrip("/") + "/runs",
                                                name=f"trial-{trial.trial_id}"))
     if study.zero_shot == "drop":

@@ -97,6 +97,18 @@ class ResultStore:
             for name in TRIAL_FILES:
                 self.write_bytes(f"trials/{trial_id}/{name}", files[name])
 
+    def remove_stale_runs(self, trial_id: str) -> list[str]:
+        """Delete ``runs/trial-<id>-*``: training runs of attempts that never recorded results
+        (a failed trial, a killed driver), whose checkpoints a re-run does not reuse."""
+        if not self.exists("runs"):
+            return []
+        infos = self.fs.get_file_info(pafs.FileSelector(self.path("runs")))
+        stale = [i.path for i in infos if i.type == pafs.FileType.Directory
+                 and i.base_name.startswith(f"trial-{trial_id}-")]
+        for path in stale:
+            self.fs.delete_dir(path)
+        return stale
+
     # ---- reading -------------------------------------------------------------------------
 
     def finished(self) -> list[str]:

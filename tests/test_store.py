@@ -1,0 +1,68 @@
+"""The result store: atomic trials on a local disk, manifest-last on an object store."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pytest
+from fsspec.implementations.memory import MemoryFileSystem
+
+from scaling.sweep.store import ResultStore
+
+
+def tables():
+    metrics = pa.table({"trial_id": ["t1", "t1"], "metric": ["map", "mrr@10"], "value": [0.5, 0.6]})
+    curve = pa.table({"trial_id": ["t1"], "step": [10], "loss": [1.5]})
+    return metrics, curve
+
+
+def memory_store(root: str = "/bucket/study") -> ResultStore:
+    """An in-memory object store (no directory rename), standing in for s3:// in tests."""
+    return ResultStore(root, filesystem=pafs.PyFileSystem(pafs.FSSpecHandler(MemoryFileSystem())))
+
+
+@pytest.mark.parametrize("kind", ["local", "object"])
+def test_trials_round_trip_and_count_only_when_the_manifest_exists(kind, tmp_path):
+    store = ResultStore(tmp_path / "study") if kind == "local" else memory_store(f"/bucket-{tmp_path.name}/study")
+    assert store.is_local == (kind == "local") and store.finished() == []
+    metrics, curve = tables()
+    store.write_trial("t1", metrics, curve, {"trial_id": "t1", "seed": 0})
+    store.write_json("study.json", {"trials": ["t1", "t2"]})
+    # an attempt that died after its Parquet files but before its manifest
+    store.write_bytes("trials/t2/metrics.parquet", b"partial")
+    assert store.finished() == ["t1"]
+    assert store.trial_tables("metrics.parquet").equals(metrics)
+    assert store.manifests() == {"t1": {"trial_id": "t1", "seed": 0}}
+    assert store.read_json("study.json") == {"trials": ["t1", "t2"]}
+    # a re-run replaces the trial as a whole
+    store.write_trial("t1", metrics.slice(0, 1), curve, {"trial_id": "t1", "seed": 1})
+    assert store.trial_tables("metrics.parquet").num_rows == 1 and store.manifests()["t1"]["seed"] == 1
+
+
+def test_local_writes_leave_no_temporary_files(tmp_path):
+    store = ResultStore(tmp_path / "study")
+    metrics, curve = tables()
+    store.write_trial("t1", metrics, curve, {"trial_id": "t1"})
+    store.write_json("study.json", {})
+    names = sorted(p.name for p in (tmp_path / "study").rglob("*"))
+    assert names == ["curve.parquet", "manifest.json", "metrics.parquet", "study.json", "t1", "trials"]
+    assert json.loads((tmp_path / "study" / "trials" / "t1" / "manifest.json").read_text()) == {"trial_id": "t1"}
+
+
+def test_stale_runs_of_a_trial_are_removed(tmp_path):
+    store = ResultStore(tmp_path)
+    for name in ("trial-ab12-0001/checkpoint_1", "trial-ab12-0002", "trial-cd34-0001"):
+        (tmp_path / "runs" / name).mkdir(parents=True)
+    removed = store.remove_stale_runs("ab12")
+    assert sorted(p.rsplit("/", 1)[1] for p in removed) == ["trial-ab12-0001", "trial-ab12-0002"]
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["trial-cd34-0001"]
+
+
+def test_uris_and_errors(tmp_path):
+    assert ResultStore(f"file://{tmp_path}/s").root == f"{tmp_path}/s"
+    with pytest.raises(ValueError, match="storage 'nosuchscheme://x/y': pyarrow cannot open this URI"):
+        ResultStore("nosuchscheme://x/y")
+    with pytest.raises(FileNotFoundError, match="no finished trials"):
+        ResultStore(tmp_path / "empty").trial_tables("metrics.parquet")
