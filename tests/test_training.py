@@ -35,6 +35,8 @@ def ray_local():
 
 
 def test_two_workers_learn_checkpoint_crash_and_resume(tmp_path, ray_local):
+    import torch
+
     from scaling.models.encoder import DualEncoder
     from scaling.training.trainer import fit
 
@@ -45,9 +47,20 @@ def test_two_workers_learn_checkpoint_crash_and_resume(tmp_path, ray_local):
         "optim": {"lr": 3e-3, "warmup_steps": 2, "max_steps": 40},
         "data": {"train": [str(corpus)], "heldout": str(corpus)},
         "run": {"storage_path": str(tmp_path / "runs"), "num_workers": 2, "cpus_per_worker": 0.5,
-                "report_every": 5, "checkpoint_every": 10, "fail_at_step": 25, "max_failures": 1},
+                "report_every": 5, "checkpoint_every": 10, "fail_at_step": 25, "max_failures": 1,
+                "heldout_every": 20},
     })
     result = fit(cfg)
+    # the same run without the crash: the resumed run continued the same sequence (batches, dropout)
+    straight = fit(cfg.with_overrides(["run.fail_at_step=null"]))
+    assert straight.metrics["resumed_from"] == -1
+    assert [h["loss"] for h in result.history] == pytest.approx([h["loss"] for h in straight.history], rel=1e-5)
+    resumed_weights = DualEncoder.load(result.model_dir).backbone.state_dict()
+    for name, tensor in DualEncoder.load(straight.model_dir).backbone.state_dict().items():
+        torch.testing.assert_close(resumed_weights[name], tensor, rtol=1e-5, atol=1e-6)
+    # held-out loss in the curve every 20 steps, and at the end
+    assert [h["step"] for h in result.history if "heldout_loss_xy" in h] == [20, 40]
+    assert result.history[-1]["heldout_loss_xy"] == pytest.approx(result.metrics["heldout_loss_xy"])
     steps = [h["step"] for h in result.history]
     assert steps == list(range(5, 41, 5))  # one record per interval, none lost or repeated by the crash
     assert result.metrics["resumed_from"] == 20  # restarted from the last checkpoint before step 25

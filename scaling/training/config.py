@@ -52,6 +52,7 @@ class RunConfig:
     report_every: int = 10
     checkpoint_every: int = 50
     heldout_steps: int = 4  # batches of the held-out loss
+    heldout_every: int = 0  # also record the held-out loss in the curve every N steps (0: only at the end)
     fail_at_step: int | None = None  # testing: raise once at this step to exercise resume
     torch_threads: int | None = None  # per worker; Ray otherwise gives a worker as many as its CPUs
     compile: bool = False  # torch.compile the backbone (dynamic shapes)
@@ -61,6 +62,9 @@ class RunConfig:
             raise ValueError(f"run.num_workers must be >= 1, not {self.num_workers}")
         if self.report_every < 1 or self.checkpoint_every < 1:
             raise ValueError("run.report_every and run.checkpoint_every must be >= 1")
+        if self.heldout_every < 0 or self.heldout_every % self.report_every:
+            raise ValueError(f"run.heldout_every ({self.heldout_every}) must be 0 or a multiple of run.report_every "
+                             f"({self.report_every}): the held-out loss is recorded with the curve's points")
 
 
 @dataclass(frozen=True)

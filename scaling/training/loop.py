@@ -83,36 +83,48 @@ def _average_gradients(params: list[torch.nn.Parameter], world: int) -> None:
         offset += g.numel()
 
 
-@torch.no_grad()
-def heldout_loss(encoder: DualEncoder, cfg: TrainConfig, device: torch.device) -> dict[str, float | str]:
-    """Contrastive loss on held-out pairs (X-X and X-Y batches of a fixed seed): a smooth quantity
-    for scaling fits, where ranking metrics are step-like."""
-    if not cfg.data.heldout:
-        return {}
-    corpus = load_corpus(cfg.data.heldout, data_dir=cfg.data.data_dir, passage=cfg.data.passage)
-    tokens = tokenize_corpus(encoder, corpus)
-    loss_fn = InfoNCELoss(LossConfig(cfg.loss.temperature, gather=False))
-    index = CorpusIndex(corpus)
-    smallest_language = min((len(g) for g in index.mono_groups.values() if len(g)), default=0)
-    available = {"xx": smallest_language, "xy": len(index.multi_groups)}
-    out: dict[str, float | str] = {}
-    encoder.eval()
-    for kind in ("xx", "xy"):
-        batch_size = min(cfg.sampler.batch_size, available[kind])
-        if batch_size < 2:
-            out[f"heldout_loss_{kind}_skipped"] = f"{cfg.data.heldout} has no {kind} pairs"
-            continue
-        sampler = make_sampler(SamplerConfig(strategy=kind, batch_size=batch_size, seed=12345,
-                                             steps_per_epoch=cfg.run.heldout_steps), corpus)
-        losses = []
-        for batch in sampler:
-            q = encoder(*(t.to(device) for t in tokens.batch(batch.query_rows, "query")))
-            p = encoder(*(t.to(device) for t in tokens.batch(batch.passage_rows, "passage")))
-            losses.append(float(loss_fn(q.float(), p.float())))
-        out[f"heldout_loss_{kind}"] = float(np.mean(losses))
-        out[f"heldout_batch_{kind}"] = batch_size
-    encoder.train()
-    return out
+class HeldoutSet:
+    """Fixed held-out batches (X-X and X-Y, seed 12345), tokenised once, for the held-out
+    contrastive loss: a smooth quantity for scaling fits, where ranking metrics are step-like."""
+
+    def __init__(self, encoder: DualEncoder, cfg: TrainConfig):
+        self.batches: dict[str, list] = {}
+        self.notes: dict[str, str | int] = {}
+        self.temperature = cfg.loss.temperature
+        if not cfg.data.heldout:
+            return
+        corpus = load_corpus(cfg.data.heldout, data_dir=cfg.data.data_dir, passage=cfg.data.passage)
+        self.tokens = tokenize_corpus(encoder, corpus)
+        index = CorpusIndex(corpus)
+        smallest_language = min((len(g) for g in index.mono_groups.values() if len(g)), default=0)
+        available = {"xx": smallest_language, "xy": len(index.multi_groups)}
+        for kind in ("xx", "xy"):
+            batch_size = min(cfg.sampler.batch_size, available[kind])
+            if batch_size < 2:
+                self.notes[f"heldout_loss_{kind}_skipped"] = f"{cfg.data.heldout} has no {kind} pairs"
+                continue
+            self.batches[kind] = list(make_sampler(SamplerConfig(strategy=kind, batch_size=batch_size, seed=12345,
+                                                                 steps_per_epoch=cfg.run.heldout_steps), corpus))
+            self.notes[f"heldout_batch_{kind}"] = batch_size
+
+    @torch.no_grad()
+    def losses(self, encoder: DualEncoder, device: torch.device) -> dict[str, float | str]:
+        """Mean loss per batch kind, in eval mode (no dropout); the RNG state is left untouched."""
+        if not self.batches:
+            return dict(self.notes)
+        loss_fn = InfoNCELoss(LossConfig(self.temperature, gather=False))
+        out: dict[str, float | str] = dict(self.notes)
+        was_training = encoder.training
+        encoder.eval()
+        for kind, batches in self.batches.items():
+            values = []
+            for batch in batches:
+                q = encoder(*(t.to(device) for t in self.tokens.batch(batch.query_rows, "query")))
+                p = encoder(*(t.to(device) for t in self.tokens.batch(batch.passage_rows, "passage")))
+                values.append(float(loss_fn(q.float(), p.float())))
+            out[f"heldout_loss_{kind}"] = float(np.mean(values))
+        encoder.train(was_training)
+        return out
 
 
 def train_loop_per_worker(raw_config: dict) -> None:
@@ -140,6 +152,7 @@ def train_loop_per_worker(raw_config: dict) -> None:
         for p in encoder.parameters():
             dist.broadcast(p.data, src=0)
 
+    heldout = HeldoutSet(encoder, cfg) if rank == 0 else None
     step, history, counts, resumed_from = 0, [], {}, None
     checkpoint = ray.train.get_checkpoint()
     if checkpoint:
@@ -147,6 +160,12 @@ def train_loop_per_worker(raw_config: dict) -> None:
             if not (Path(d) / "state.pt").is_file():
                 return  # the final checkpoint (model only): this run already finished
             state = torch.load(Path(d) / "state.pt", map_location=device, weights_only=False)
+            rng = Path(d) / f"rng-{rank}.pt"
+            if rng.is_file():  # this worker's dropout RNG: a resumed run repeats the same masks
+                saved = torch.load(rng, weights_only=False)
+                torch.set_rng_state(saved["cpu"])
+                if saved["cuda"] is not None and device.type == "cuda":
+                    torch.cuda.set_rng_state(saved["cuda"], device)
         encoder.backbone.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -158,6 +177,8 @@ def train_loop_per_worker(raw_config: dict) -> None:
         while True:
             yield from sampler
 
+    # from_pretrained returns the backbone in eval mode: without this, training runs without dropout
+    encoder.train()
     use_bf16 = device.type == "cuda"
     forward = torch.compile(encoder, dynamic=True) if cfg.run.compile else encoder
     phases = ("data", "forward", "backward", "optimizer")
@@ -202,6 +223,8 @@ def train_loop_per_worker(raw_config: dict) -> None:
                       "samples_per_s": window["samples"] / window["time"], "tokens_per_s": window["tokens"] / window["time"],
                       "step_time_s": window["time"] / len(window["loss"]),
                       **{f"{p}_s": window[p] / len(window["loss"]) for p in phases}}
+            if rank == 0 and cfg.run.heldout_every and step % cfg.run.heldout_every == 0:
+                record.update({k: v for k, v in heldout.losses(encoder, device).items() if k.startswith("heldout_loss")})
             history.append(record)
             window = empty()
             if rank == 0:
@@ -211,9 +234,14 @@ def train_loop_per_worker(raw_config: dict) -> None:
                        "resumed_from": resumed_from if resumed_from is not None else -1}
             with tempfile.TemporaryDirectory() as tmp:
                 ckpt = None
+                if not last:  # every worker's RNG (Ray merges the workers' files into one checkpoint)
+                    torch.save({"cpu": torch.get_rng_state(),
+                                "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
+                               Path(tmp) / f"rng-{rank}.pt")
+                    ckpt = ray.train.Checkpoint.from_directory(tmp)
                 if rank == 0:
                     if last:
-                        metrics.update(heldout_loss(encoder, cfg, device))
+                        metrics.update(heldout.losses(encoder, device))
                         encoder.save(Path(tmp) / "model")
                     else:  # resume state; the final checkpoint holds only the model
                         torch.save({"model": encoder.backbone.state_dict(), "optimizer": optimizer.state_dict(),
