@@ -67,7 +67,7 @@ def step_curve(results: StudyResults, *, column: str = "loss") -> pd.DataFrame:
     if curves.empty or column not in curves:
         raise ValueError(f"no training curves with a {column!r} column")
     keep = [c for c in ("trial_id", "seed", "recipe", "size", "num_languages", "step", column) if c in curves]
-    return _lines(curves[keep], "step", value=column)
+    return _lines(curves[keep].dropna(subset=[column]), "step", value=column)
 
 
 def as_error(metric: str, values) -> np.ndarray:

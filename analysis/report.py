@@ -233,6 +233,13 @@ def _training_sections(r: Report, results: StudyResults, out: Path, options: Rep
                  "training-loss", "training loss (InfoNCE, mean over the reporting window) against step")
     except ValueError as exc:
         r.add(f"No training curves: {exc}.", "")
+    for kind in ("xx", "xy"):  # recorded every run.heldout_every steps, when the study set it
+        column = f"heldout_loss_{kind}"
+        if column in results.curves and results.curves[column].notna().any():
+            curve = step_curve(results, column=column)
+            r.figure(figures.plot_curve(curve, x="step", title=f"held-out loss, {kind.upper()} batches",
+                                        ylabel=figures.label(column)), out, f"heldout-{kind}-vs-step",
+                     f"held-out contrastive loss on {kind.upper()} batches against training step")
     if "size" in results.varying():
         for kind in ("xx", "xy"):
             try:

@@ -113,7 +113,10 @@ def _write_trial(store: ResultStore, trial_id: str, axes: dict, params: int, mul
     steps = np.arange(10, spec.steps + 1, 10)
     final = 1.2 - multi
     curve = pa.Table.from_pylist([{"trial_id": trial_id, "step": int(s), "loss": float(final + 2.0 * np.exp(-s / 30)),
-                                   "samples_per_s": 100.0} for s in steps])
+                                   "samples_per_s": 100.0,
+                                   # held-out loss every 50 steps, as run.heldout_every records it
+                                   "heldout_loss_xy": float(final + 0.5 + 2.0 * np.exp(-s / 30)) if s % 50 == 0 else None}
+                                  for s in steps])
     manifest = {"trial_id": trial_id, "axes": axes, "seed": axes["seed"], "languages": languages,
                 "training_languages": languages, "synthetic": True,
                 "parameters": {"non_embedding": params, "total": params + 100_000_000},

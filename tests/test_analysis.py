@@ -183,6 +183,7 @@ def test_size_curve_and_fits_on_a_study(planted):
     assert hybrid["non_embedding_params"].is_monotonic_increasing and hybrid["mean"].is_monotonic_increasing
     steps = step_curve(planted)
     assert set(steps["step"]) == set(range(10, 101, 10))
+    assert set(step_curve(planted, column="heldout_loss_xy")["step"]) == {50, 100}  # only where it was recorded
 
 
 def test_language_slope_on_a_language_study(tmp_path):
@@ -220,7 +221,7 @@ def test_report_on_a_multi_seed_study(planted, tmp_path):
     stems = {p.rsplit(".", 1)[0] for p in figures}
     assert {f"{s}.{ext}" for s in stems for ext in ("png", "svg")} == set(figures)
     assert {"synthetic-qa-multi-map-vs-size", "synthetic-qa-language-matrix", "training-loss",
-            "heldout-xy-vs-size", "synthetic-qa-hybrid-vs-baselines"} <= stems
+            "heldout-xy-vs-size", "heldout-xy-vs-step", "synthetic-qa-hybrid-vs-baselines"} <= stems
     for stem in stems:
         assert f"figures/{stem}.png" in text
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left

@@ -1,4 +1,4 @@
-"""Training on Ray Train with 2 CPU workers: it learns, checkpoints, survives a crash and resumes."""
+"""Training on Ray Train with 2 CPU workers: it learns, checkpoints, survives a killed worker and resumes."""
 
 import json
 import os
@@ -47,7 +47,7 @@ def test_two_workers_learn_checkpoint_crash_and_resume(tmp_path, ray_local):
         "optim": {"lr": 3e-3, "warmup_steps": 2, "max_steps": 40},
         "data": {"train": [str(corpus)], "heldout": str(corpus)},
         "run": {"storage_path": str(tmp_path / "runs"), "num_workers": 2, "cpus_per_worker": 0.5,
-                "report_every": 5, "checkpoint_every": 10, "fail_at_step": 25, "max_failures": 1,
+                "report_every": 5, "checkpoint_every": 10, "fail_at_step": 25, "fail_by": "kill", "max_failures": 1,
                 "heldout_every": 20},
     })
     result = fit(cfg)

@@ -53,7 +53,8 @@ class RunConfig:
     checkpoint_every: int = 50
     heldout_steps: int = 4  # batches of the held-out loss
     heldout_every: int = 0  # also record the held-out loss in the curve every N steps (0: only at the end)
-    fail_at_step: int | None = None  # testing: raise once at this step to exercise resume
+    fail_at_step: int | None = None  # testing: fail once at this step to exercise resume
+    fail_by: str = "raise"  # how: "raise" an error on every worker, or "kill" the last worker's process
     torch_threads: int | None = None  # per worker; Ray otherwise gives a worker as many as its CPUs
     compile: bool = False  # torch.compile the backbone (dynamic shapes)
 
@@ -62,6 +63,8 @@ class RunConfig:
             raise ValueError(f"run.num_workers must be >= 1, not {self.num_workers}")
         if self.report_every < 1 or self.checkpoint_every < 1:
             raise ValueError("run.report_every and run.checkpoint_every must be >= 1")
+        if self.fail_by not in ("raise", "kill"):
+            raise ValueError(f"run.fail_by must be 'raise' or 'kill', not {self.fail_by!r}")
         if self.heldout_every < 0 or self.heldout_every % self.report_every:
             raise ValueError(f"run.heldout_every ({self.heldout_every}) must be 0 or a multiple of run.report_every "
                              f"({self.report_every}): the held-out loss is recorded with the curve's points")

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
 import tempfile
 import time
 from dataclasses import dataclass
@@ -187,7 +189,10 @@ def train_loop_per_worker(raw_config: dict) -> None:
     stream = batches()
     while step < cfg.optim.max_steps:
         if cfg.run.fail_at_step is not None and step == cfg.run.fail_at_step and resumed_from is None:
-            raise RuntimeError(f"simulated worker failure at step {step} (run.fail_at_step)")
+            if cfg.run.fail_by == "kill" and rank == world - 1:
+                os.kill(os.getpid(), signal.SIGKILL)  # a worker dies without a word, as on a lost node
+            if cfg.run.fail_by == "raise":
+                raise RuntimeError(f"simulated worker failure at step {step} (run.fail_at_step)")
         start = time.perf_counter()
         batch = next(stream)
         local = batch.slice(rank, world)
