@@ -60,7 +60,9 @@ def test_stale_runs_of_a_trial_are_removed(tmp_path):
     assert [p.name for p in (tmp_path / "runs").iterdir()] == ["trial-cd34-0001"]
 
 
-def test_uris_and_errors(tmp_path):
+def test_uris_and_errors(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert ResultStore("results/study").location == f"{tmp_path}/results/study"  # absolute, as Ray needs
     assert ResultStore(f"file://{tmp_path}/s").root == f"{tmp_path}/s"
     with pytest.raises(ValueError, match="storage 'nosuchscheme://x/y': pyarrow cannot open this URI"):
         ResultStore("nosuchscheme://x/y")

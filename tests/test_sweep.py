@@ -82,14 +82,15 @@ def test_reference_studies_validate(capsys):
         assert main(["--config", str(path), "--dry-run"]) == 0, path
 
 
-def test_study_runs_on_tune_and_resumes_only_unfinished_trials(tmp_path, capsys):
+def test_study_runs_on_tune_and_resumes_only_unfinished_trials(tmp_path, capsys, monkeypatch):
     pytest.importorskip("ray")
     import ray
 
     from scaling.sweep.driver import load_results
 
+    monkeypatch.chdir(tmp_path)  # storage relative to the working directory, as in the quick start
     config = tmp_path / "tiny.yaml"
-    config.write_text(yaml.safe_dump({**TINY, "storage": str(tmp_path / "results")}))
+    config.write_text(yaml.safe_dump({**TINY, "storage": "results"}))
     ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
     try:
         assert main(["--config", str(config)]) == 0

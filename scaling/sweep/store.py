@@ -47,6 +47,7 @@ class ResultStore:
             self.root = self.root.rstrip("/")
         else:
             self.fs, self.root = pafs.LocalFileSystem(), str(Path(location).expanduser().resolve())
+            location = self.root  # absolute: Ray refuses relative storage paths
         self.location = location
 
     @property
