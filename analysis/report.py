@@ -270,6 +270,10 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    known = sorted(results.metrics["benchmark"].unique())
+    if args.benchmark and args.benchmark not in known:
+        print(f"error: --benchmark {args.benchmark!r} is not in this study; its benchmarks are {known}", file=sys.stderr)
+        return 2
     out = Path(args.out)
     report = build_report(results, out, ReportOptions(args.benchmark, args.beyond, args.n_bootstrap, args.seed))
     print(f"wrote {out / 'report.md'} with {len(report.figures)} figures ({len(results.trials)} trials)")

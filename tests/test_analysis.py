@@ -235,6 +235,7 @@ def test_report_refuses_fits_on_two_sizes(tmp_path):
     assert "not fitted: a saturating power law has 3 parameters and needs at least 4 distinct model sizes; got 2" in text
     assert "one seed: no interval" in text
     assert report_main([str(tmp_path / "missing"), "--out", str(tmp_path / "r2")]) == 2
+    assert report_main([results_dir, "--out", str(tmp_path / "r3"), "--benchmark", "xquad-r"]) == 2
 
 
 def test_notebook_runs_on_a_synthetic_study(planted, tmp_path, monkeypatch):

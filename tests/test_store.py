@@ -41,6 +41,16 @@ def test_trials_round_trip_and_count_only_when_the_manifest_exists(kind, tmp_pat
     assert store.trial_tables("metrics.parquet").num_rows == 1 and store.manifests()["t1"]["seed"] == 1
 
 
+def test_folders_upload_to_an_object_store(tmp_path):
+    store = memory_store()
+    (tmp_path / "model" / "sub").mkdir(parents=True)
+    (tmp_path / "model" / "config.json").write_text("{}")
+    (tmp_path / "model" / "sub" / "weights.bin").write_bytes(b"\x00\x01")
+    store.upload_folder(tmp_path / "model", "runs/trial-x/final_model")
+    assert store.read_bytes("runs/trial-x/final_model/sub/weights.bin") == b"\x00\x01"
+    assert store.read_json("runs/trial-x/final_model/config.json") == {}
+
+
 def test_local_writes_leave_no_temporary_files(tmp_path):
     store = ResultStore(tmp_path / "study")
     metrics, curve = tables()

@@ -149,7 +149,9 @@ def run_trial(trial: Trial, study: Study, store: ResultStore, training_data: dic
                 "wall_s": {"train": trained - start, "evaluate": evaluated - trained}}
     store.write_trial(trial.trial_id, records, curve, manifest)
     result.remove_checkpoints()  # the trial is recorded; its resume checkpoints are GBs for a real model
-    if not study.keep_models:
+    if study.keep_models and not store.is_local:  # the driver's copy is local scratch: keep it with the results
+        store.upload_folder(result.model_dir, f"runs/{result.run_dir.name}/final_model")
+    if not study.keep_models or not store.is_local:
         shutil.rmtree(result.model_dir, ignore_errors=True)
     return {"trial_id": trial.trial_id, **{k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}}
 
@@ -202,8 +204,8 @@ def run_study(study: Study, *, resume: bool = False) -> ResultStore:
     failed = [r for r in grid if r.error]
     print(f"{len(pending) - len(failed)} trial(s) finished, {len(failed)} failed", flush=True)
     if failed:
-        errors = "; ".join(f"{r.config.get('trial_id')}: {type(r.error).__name__}: {str(r.error).splitlines()[-1][:200]}"
-                           for r in failed)
+        errors = "; ".join(f"{r.config.get('trial_id')}: {type(r.error).__name__}: "
+                           f"{(str(r.error).splitlines() or [''])[-1][:200]}" for r in failed)
         raise TrialsFailed(f"{len(failed)} of {len(pending)} trial(s) failed ({errors}); fix the cause and run again "
                            f"with --resume to run only the unfinished trials (results so far: {store.location})")
     return store

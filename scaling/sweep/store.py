@@ -98,6 +98,11 @@ class ResultStore:
             for name in TRIAL_FILES:
                 self.write_bytes(f"trials/{trial_id}/{name}", files[name])
 
+    def upload_folder(self, local: str | Path, relpath: str) -> None:
+        """A local folder (a final model) copied to ``relpath`` in the store."""
+        pafs.copy_files(str(local), self.path(relpath), source_filesystem=pafs.LocalFileSystem(),
+                        destination_filesystem=self.fs)
+
     def remove_stale_runs(self, trial_id: str) -> list[str]:
         """Delete ``runs/trial-<id>-*``: training runs of attempts that never recorded results
         (a failed trial, a killed driver), whose checkpoints a re-run does not reuse."""
