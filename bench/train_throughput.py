@@ -7,7 +7,7 @@ Ours runs through the whole Ray Train path (TorchTrainer, workers, checkpoint at
 samples/s reported are the training loop's (``steps x batch / loop time``), and the wall time of
 the whole fit is shown beside it. Each lever is one extra run; time per phase shows where it goes.
 
-    python bench/train_throughput.py [--steps 30] [--levers baseline,2x1,fused,compile]
+    python bench/train_throughput.py [--steps 30] [--levers baseline,2x1,fused,compile] [--repeats 3]
 """
 
 import argparse
@@ -99,17 +99,34 @@ def main() -> None:
     p.add_argument("--max-length", type=int, default=64)
     p.add_argument("--levers", default="baseline,2x1,fused,2x1+fused,compile")
     p.add_argument("--skip-baseline", action="store_true")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="alternate sentence-transformers and ours this many times (order flipped each round) and "
+                        "report medians: a 2-core VM drifts by +-10%% within minutes")
     args = p.parse_args()
+    import statistics
+
     import ray
 
     print(f"multilingual-e5-small (12 layers, frozen word embeddings), batch {args.batch_size}, "
           f"max length {args.max_length}, {args.steps} steps, hybrid batches from parallel-qa")
-    base = None if args.skip_baseline else sentence_transformers_baseline(args)
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False)
-    for lever in args.levers.split(","):
-        rate = ours(args, lever)
-        if base:
-            print(f"{'':<28}ratio to sentence-transformers: {rate / base:.2f}")
+    levers = args.levers.split(",")
+    rates: dict[str, list[float]] = {"sentence-transformers": [], **{lever: [] for lever in levers}}
+    for round_ in range(args.repeats):
+        order = ["sentence-transformers", *levers]
+        for name in order if round_ % 2 == 0 or args.skip_baseline else order[::-1]:
+            if name == "sentence-transformers":
+                if not args.skip_baseline:
+                    rates[name].append(sentence_transformers_baseline(args))
+            else:
+                rates[name].append(ours(args, name))
+    base = statistics.median(rates["sentence-transformers"]) if rates["sentence-transformers"] else None
+    print(f"medians over {args.repeats} round(s):")
+    for name, values in rates.items():
+        if values:
+            ratio = f"  ratio {statistics.median(values) / base:.2f}" if base and name != "sentence-transformers" else ""
+            print(f"  {name:<26}{statistics.median(values):8.2f} samples/s  (runs: "
+                  f"{', '.join(f'{v:.2f}' for v in values)}){ratio}")
 
 
 if __name__ == "__main__":
