@@ -8,6 +8,7 @@ figure inline."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from matplotlib.patches import Patch
 
 from analysis.curves import as_error
 from analysis.fits import PowerLawFit
+from scaling.files import write_atomic
 
 AXIS_LABELS = {"non_embedding_params": "non-embedding parameters (log scale)",
                "num_languages": "number of training languages", "step": "training step"}
@@ -27,13 +29,11 @@ METRIC_LABELS = {"map": "mAP", "rank_distance": "rank distance (lower is better)
 
 def save(fig: Figure, folder: str | Path, name: str) -> list[Path]:
     """``<folder>/<name>.png`` and ``.svg``, each written to a temporary name and renamed."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / f"{name}.png", folder / f"{name}.svg"]
+    paths = [Path(folder) / f"{name}.png", Path(folder) / f"{name}.svg"]
     for path in paths:
-        tmp = path.with_name(f".{path.name}.tmp")
-        fig.savefig(tmp, format=path.suffix[1:], dpi=150, bbox_inches="tight")
-        tmp.replace(path)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=path.suffix[1:], dpi=150, bbox_inches="tight")
+        write_atomic(path, buffer.getvalue())
     return paths
 
 

@@ -22,6 +22,7 @@ from analysis.curves import as_error, heldout_fits, line_rows, metric_curve, siz
 from analysis.fits import FitError, PowerLawFit, slope_beyond
 from analysis.per_language import language_matrix, per_language_scores
 from analysis.results import StudyResults, load
+from scaling.files import write_atomic
 
 MAIN_SETTINGS = (("mono", "map"), ("cross", "map"), ("multi", "map"), ("multi", "rank_distance"))
 
@@ -66,7 +67,7 @@ def _interval(mean: float, low: float, high: float, n: int) -> str:
 
 
 def _cell_columns(results: StudyResults) -> list[str]:
-    cols = ["size"] if "size" in results.varying() or "size" in results.metrics else []
+    cols = ["size"] if "size" in results.metrics else []
     return cols + [c for c in ("num_languages",) if c in results.varying()] + ["recipe"]
 
 
@@ -116,10 +117,7 @@ def build_report(results: StudyResults, out: Path, options: ReportOptions = Repo
 
     r.add("## Figures", "")
     r.add(*[f"- `figures/{name}.png` / `.svg`: {caption}" for name, caption in r.figures], "")
-    text = "\n".join(r.lines) + "\n"
-    tmp = out / ".report.md.tmp"
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out / "report.md")
+    write_atomic(out / "report.md", "\n".join(r.lines) + "\n")
     return r
 
 

@@ -12,7 +12,6 @@ rows, training curves and held-out losses follow from it, so every view of the r
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
@@ -20,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from scaling.sweep.store import ResultStore
+from scaling.sweep.study import trial_id as study_trial_id
 
 LANGUAGES = ("en", "de", "es", "fr", "ru", "zh", "ar", "hi", "th", "tr", "vi", "el")
 
@@ -44,10 +44,6 @@ class SyntheticStudy:
     seed: int = 0
 
 
-def _trial_id(axes: dict) -> str:
-    return hashlib.blake2b(json.dumps(axes, sort_keys=True).encode(), digest_size=4).hexdigest()
-
-
 def write_synthetic_study(location: str, spec: SyntheticStudy = SyntheticStudy()) -> ResultStore:
     store = ResultStore(location.rstrip("/") + "/" + spec.name)
     rng = np.random.default_rng(spec.seed)
@@ -64,7 +60,7 @@ def write_synthetic_study(location: str, spec: SyntheticStudy = SyntheticStudy()
                     alpha = 0.5 if recipe == "hybrid" else None
                     axes = {"model": "synthetic", "size": label, "num_layers": None, "strategy": recipe, "alpha": alpha,
                             "languages": languages, "num_languages": k, "seed": seed}
-                    trial_id = _trial_id(axes)
+                    trial_id = study_trial_id(axes)
                     trials.append({"trial_id": trial_id, "axes": axes})
                     error = spec.E + spec.A * params ** -spec.alpha
                     multi = (1 - error + spec.advantage.get(recipe, 0.0)

@@ -29,6 +29,11 @@ def git_revision() -> str | None:
         return None
 
 
+def provenance() -> dict:
+    """The three records every result file carries: library versions, git revision, host."""
+    return {"versions": library_versions(), "git_revision": git_revision(), "host": host()}
+
+
 def host() -> dict[str, str | None]:
     gpu = None
     try:

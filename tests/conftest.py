@@ -1,4 +1,4 @@
-"""Shared fixtures: the real data directory (from SCALING_DATA_DIR) and small file writers."""
+"""Shared fixtures: the real data directory (from SCALING_DATA_DIR), small file writers, a tiny study."""
 
 from __future__ import annotations
 
@@ -7,6 +7,20 @@ import os
 from pathlib import Path
 
 import pytest
+
+
+# A two-trial study of tiny random models on parallel-qa: seconds per trial on 2 CPUs.
+TINY_STUDY = {
+    "study": {"name": "tiny"},
+    "axes": {"model": [{"model": "tiny:hidden=32,layers=2"}], "strategy": ["xy", {"name": "hybrid", "alpha": 0.5}],
+             "seed": [0]},
+    "train": {"encoder": {"query_prefix": "", "passage_prefix": "", "max_length": 32}, "sampler": {"batch_size": 8},
+              "optim": {"lr": 1e-3, "warmup_steps": 1, "max_steps": 4},
+              "data": {"train": ["parallel-qa:train"], "heldout": "parallel-qa:eval"},
+              "run": {"report_every": 2, "checkpoint_every": 4}},
+    "benchmarks": ["parallel-qa:eval"],
+    "resources": {"workers_per_trial": 2, "cpus_per_worker": 0.5},
+}
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -15,6 +16,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 import yaml
 
+from conftest import TINY_STUDY
 from scaling.sweep.driver import load_results
 from scaling.sweep.store import ResultStore
 
@@ -24,17 +26,13 @@ RAY = str(Path(sys.executable).parent / "ray")
 
 
 def tiny_study(folder: Path, strategies: list, storage: str | None = None) -> Path:
-    study = {
-        "study": {"name": "tiny"},
-        "axes": {"model": [{"model": "tiny:hidden=32,layers=2"}], "strategy": strategies, "seed": [0]},
-        "train": {"encoder": {"query_prefix": "", "passage_prefix": "", "max_length": 32}, "sampler": {"batch_size": 8},
-                  "optim": {"lr": 1e-3, "warmup_steps": 1, "max_steps": 4},
-                  "data": {"train": ["parallel-qa:train"]}, "run": {"report_every": 2, "checkpoint_every": 2}},
-        "benchmarks": ["parallel-qa:eval"],
-        "resources": {"workers_per_trial": 1, "cpus_per_worker": 1},
-        "storage": storage or str(folder / "results"),
-        "keep_models": False,
-    }
+    """The shared tiny study on one worker, without held-out loss, checkpointing every 2 steps."""
+    study = json.loads(json.dumps(TINY_STUDY))
+    study["axes"]["strategy"] = strategies
+    study["train"]["data"] = {"train": ["parallel-qa:train"], "heldout": None}
+    study["train"]["run"]["checkpoint_every"] = 2
+    study.update(resources={"workers_per_trial": 1, "cpus_per_worker": 1}, keep_models=False,
+                 storage=storage or str(folder / "results"))
     path = folder / "tiny.yaml"
     path.write_text(yaml.safe_dump(study))
     return path

@@ -8,20 +8,10 @@ import pytest
 import yaml
 
 from analysis.report import main as report_main
+from conftest import TINY_STUDY as TINY
 from scaling.sweep.cli import DEFAULT_STUDY, main
 from scaling.sweep.study import StudyConfigError, build_study, load_study
 
-TINY = {
-    "study": {"name": "tiny"},
-    "axes": {"model": [{"model": "tiny:hidden=32,layers=2"}], "strategy": ["xy", {"name": "hybrid", "alpha": 0.5}],
-             "seed": [0]},
-    "train": {"encoder": {"query_prefix": "", "passage_prefix": "", "max_length": 32}, "sampler": {"batch_size": 8},
-              "optim": {"lr": 1e-3, "warmup_steps": 1, "max_steps": 4},
-              "data": {"train": ["parallel-qa:train"], "heldout": "parallel-qa:eval"},
-              "run": {"report_every": 2, "checkpoint_every": 4}},
-    "benchmarks": ["parallel-qa:eval"],
-    "resources": {"workers_per_trial": 2, "cpus_per_worker": 0.5},
-}
 
 
 def test_quickstart_grid():

@@ -15,7 +15,8 @@ from scaling.eval.embeddings import model_fingerprint
 from scaling.eval.evaluate import EvalConfig, EvalResult, evaluate_benchmark, evaluate_tatoeba, summary_rows, write_records
 from scaling.models.encoder import DualEncoder, EncoderConfig
 from scaling.models.offline_e5 import OfflineModelMissing
-from scaling.provenance import git_revision, host, library_versions
+from scaling.files import write_atomic
+from scaling.provenance import provenance
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -70,11 +71,8 @@ def run(args: argparse.Namespace) -> EvalResult:
     manifest = {"command": sys.argv, "model": args.model, "encoder": encoder.describe(), "evaluation": asdict(config),
                 "benchmarks": args.benchmark, "data_dir": args.data_dir or os.environ.get("SCALING_DATA_DIR"),
                 "languages": languages, "timings_s": result.timings, "embeddings_cached": result.cached,
-                "wall_s": time.perf_counter() - start, "notes": result.notes, "versions": library_versions(),
-                "git_revision": git_revision(), "host": host()}
-    tmp = out / "manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1, default=str))
-    tmp.replace(out / "manifest.json")
+                "wall_s": time.perf_counter() - start, "notes": result.notes, **provenance()}
+    write_atomic(out / "manifest.json", json.dumps(manifest, indent=1, default=str))
 
     print(f"{'benchmark':<18}{'mono mAP':>10}{'cross mAP':>11}{'multi mAP':>11}{'rank dist':>11}")
     for row in summary_rows(result, [n for n in names if n != "tatoeba"]):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from scaling.provenance import git_revision, host, library_versions
+from scaling.provenance import provenance
 from scaling.sweep.store import ResultStore
 from scaling.sweep.study import Study, StudyConfigError, Trial
 
@@ -145,7 +145,7 @@ def run_trial(trial: Trial, study: Study, store: ResultStore, training_data: dic
                          "zero_shot": study.zero_shot},
                 "parameters": result.parameters, "final_metrics": result.metrics,
                 "batch_counts": result.batch_counts, "eval_notes": evaluation.notes,
-                "versions": library_versions(), "git_revision": git_revision(), "host": host(),
+                **provenance(),
                 "wall_s": {"train": trained - start, "evaluate": evaluated - trained}}
     store.write_trial(trial.trial_id, records, curve, manifest)
     result.remove_checkpoints()  # the trial is recorded; its resume checkpoints are GBs for a real model

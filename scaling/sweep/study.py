@@ -31,7 +31,7 @@ import yaml
 from scaling.languages import LanguageOrdering, canonical_many
 from scaling.models.ladder import SizeLadder
 from scaling.samplers import STRATEGIES
-from scaling.training.config import TrainConfig
+from scaling.training.config import TrainConfig, parse_override
 
 SECTIONS = ("study", "axes", "train", "benchmarks", "zero_shot", "resources", "storage", "keep_models")
 
@@ -77,6 +77,11 @@ class Study:
             axes = ", ".join(f"{k}={_short(v)}" for k, v in t.axes.items() if v is not None and k != "model")
             lines.append(f"  {t.trial_id}  {axes}  steps={t.config.optim.max_steps}")
         return "\n".join(lines)
+
+
+def trial_id(axes: dict[str, Any]) -> str:
+    """A trial's identity: a hash of its axis values, whatever order the grid is expanded in."""
+    return hashlib.blake2b(json.dumps(axes, sort_keys=True).encode(), digest_size=4).hexdigest()
 
 
 def _short(value: Any) -> str:
@@ -163,9 +168,10 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     """``--set key=value``: dotted keys into the YAML tree (values parsed as YAML)."""
     raw = json.loads(json.dumps(raw))
     for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise StudyConfigError(f"override {item!r} is not key=value")
+        try:
+            key, value = parse_override(item)
+        except ValueError as exc:
+            raise StudyConfigError(str(exc)) from None
         *path, last = key.split(".")
         if path and path[0] not in SECTIONS or not path and last not in SECTIONS:
             raise StudyConfigError(f"override {key!r}: unknown section; sections are {list(SECTIONS)}")
@@ -174,7 +180,7 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise StudyConfigError(f"override {key!r}: {part!r} is not a section")
-        node[last] = yaml.safe_load(value)
+        node[last] = value
     return raw
 
 
@@ -232,8 +238,7 @@ def build_study(raw: dict, overrides: list[str], origin: str = "study") -> Study
                        "languages": list(chosen["languages"]) if chosen["languages"] else None,
                        "num_languages": len(chosen["languages"]) if chosen["languages"] else None,
                        "seed": chosen["seed"], **{k: v for k, v in chosen.items() if k.startswith("params.")}}
-        trial_id = hashlib.blake2b(json.dumps(axes_values, sort_keys=True).encode(), digest_size=4).hexdigest()
-        trials.append(Trial(trial_id, axes_values, config))
+        trials.append(Trial(trial_id(axes_values), axes_values, config))
     ids = [t.trial_id for t in trials]
     if len(set(ids)) != len(ids):
         raise StudyConfigError("two trials have the same axis values; remove the duplicate axis entries")

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from scaling.data import DataError
+from scaling.files import write_atomic
 from scaling.models.offline_e5 import OfflineModelMissing
 from scaling.samplers import SamplerConfigError
 from scaling.training.config import TrainConfig
@@ -36,9 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     summary = {"model_dir": str(result.model_dir), "metrics": result.metrics, "parameters": result.parameters,
                "batch_counts": result.batch_counts, "history": result.history}
-    tmp = result.run_dir / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=1))
-    tmp.replace(result.run_dir / "summary.json")
+    write_atomic(result.run_dir / "summary.json", json.dumps(summary, indent=1))
     last = result.history[-1] if result.history else {}
     heldout = [f"{k} {v:.4f}" if isinstance(v, float) else f"{k}: {v}"
                for k, v in result.metrics.items() if k.startswith("heldout_loss")]

@@ -108,13 +108,15 @@ class TrainConfig:
 
     def with_overrides(self, overrides: list[str]) -> "TrainConfig":
         """``section.field=value`` strings (values parsed as YAML), e.g. ``optim.max_steps=20``."""
-        values = {}
-        for item in overrides:
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise ValueError(f"override {item!r} is not key=value")
-            values[key] = yaml.safe_load(value)
-        return self.with_values(values)
+        return self.with_values(dict(parse_override(item) for item in overrides))
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """``--set`` syntax, shared by jobs/train.py and jobs/sweep.py: ``a.b=value``, value as YAML."""
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise ValueError(f"override {item!r} is not key=value")
+    return key, yaml.safe_load(value)
 
 
 def _coerce(value: Any, annotation: str, setting: str) -> Any:

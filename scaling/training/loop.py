@@ -196,8 +196,10 @@ def train_loop_per_worker(raw_config: dict) -> None:
         start = time.perf_counter()
         batch = next(stream)
         local = batch.slice(rank, world)
-        q_ids, q_mask = (t.to(device) for t in tokens.batch(local.query_rows, "query"))
-        p_ids, p_mask = (t.to(device) for t in tokens.batch(local.passage_rows, "passage"))
+        q_ids, q_mask = tokens.batch(local.query_rows, "query")
+        p_ids, p_mask = tokens.batch(local.passage_rows, "passage")
+        n_tokens = int(q_mask.sum() + p_mask.sum())  # counted on the CPU copy: no device sync
+        q_ids, q_mask, p_ids, p_mask = (t.to(device) for t in (q_ids, q_mask, p_ids, p_mask))
         t_data = time.perf_counter()
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
             q, p = forward(q_ids, q_mask), forward(p_ids, p_mask)
@@ -220,7 +222,7 @@ def train_loop_per_worker(raw_config: dict) -> None:
         window["loss"].append(float(loss.detach()))
         window["time"] += t_end - start
         window["samples"] += len(batch.query_rows)
-        window["tokens"] += int(q_mask.sum() + p_mask.sum()) * world
+        window["tokens"] += n_tokens * world
 
         last = step == cfg.optim.max_steps
         if step % cfg.run.report_every == 0 or last:
@@ -228,8 +230,11 @@ def train_loop_per_worker(raw_config: dict) -> None:
                       "samples_per_s": window["samples"] / window["time"], "tokens_per_s": window["tokens"] / window["time"],
                       "step_time_s": window["time"] / len(window["loss"]),
                       **{f"{p}_s": window[p] / len(window["loss"]) for p in phases}}
-            if rank == 0 and cfg.run.heldout_every and step % cfg.run.heldout_every == 0:
-                record.update({k: v for k, v in heldout.losses(encoder, device).items() if k.startswith("heldout_loss")})
+            # rank 0 only, once per step: in the curve every heldout_every steps, and for the final metrics
+            in_curve = bool(cfg.run.heldout_every) and step % cfg.run.heldout_every == 0
+            held = heldout.losses(encoder, device) if rank == 0 and (in_curve or last) else {}
+            if in_curve:
+                record.update({k: v for k, v in held.items() if k.startswith("heldout_loss")})
             history.append(record)
             window = empty()
             if rank == 0:
@@ -246,7 +251,7 @@ def train_loop_per_worker(raw_config: dict) -> None:
                     ckpt = ray.train.Checkpoint.from_directory(tmp)
                 if rank == 0:
                     if last:
-                        metrics.update(heldout.losses(encoder, device))
+                        metrics.update(held)  # computed at this (last) step's report
                         encoder.save(Path(tmp) / "model")
                     else:  # resume state; the final checkpoint holds only the model
                         torch.save({"model": encoder.backbone.state_dict(), "optimizer": optimizer.state_dict(),

@@ -3,9 +3,9 @@
 Each worker scores its own queries against the passages of *all* workers (gathered with a
 gradient-carrying all_gather), so the negatives are the whole global batch. Labels are offset by
 the worker's rank after the gather (the bug sentence-transformers once had: without the offset
-every worker but rank 0 trains towards the wrong positives). With DDP averaging gradients over
-workers, the result equals one process computing the loss of the whole global batch; the tests
-check loss and gradients against that single-process reference.
+every worker but rank 0 trains towards the wrong positives). With gradients averaged over
+workers (the training loop's all-reduce), the result equals one process computing the loss of the
+whole global batch; the tests check loss and gradients against that single-process reference.
 """
 
 from __future__ import annotations
