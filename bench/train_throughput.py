@@ -58,6 +58,7 @@ def sentence_transformers_baseline(args) -> float:
 
 LEVERS = {
     "baseline": ["run.num_workers=1", "run.cpus_per_worker=1", "run.torch_threads=2"],
+    "padded": ["run.num_workers=1", "run.cpus_per_worker=1", "run.torch_threads=2", "encoder.skip_padding=false"],
     "2x1": ["run.num_workers=2", "run.cpus_per_worker=0.5", "run.torch_threads=1"],
     "fused": ["run.num_workers=1", "run.cpus_per_worker=1", "run.torch_threads=2", "optim.fused=true"],
     "compile": ["run.num_workers=1", "run.cpus_per_worker=1", "run.torch_threads=2", "run.compile=true"],

@@ -56,3 +56,70 @@ def test_parameter_counts_truncation_and_freezing():
     assert small.parameter_counts()["trainable"] == small.parameter_counts()["total"] - small.word_embeddings().weight.numel()
     with pytest.raises(ValueError, match="has only 4 layers"):
         tiny_encoder(TEXTS, layers=4, num_layers=5)
+
+
+def _twin_encoders(kind: str, pooling: str):
+    """The same random model twice: skipping padding and padding as usual."""
+    from scaling.models.encoder import DualEncoder
+    from scaling.models.tiny import tiny_tokenizer
+
+    if kind == "bert":
+        return [tiny_encoder(TEXTS, hidden=32, layers=2, pooling=pooling, skip_padding=skip) for skip in (True, False)]
+    from transformers import LlamaConfig, LlamaModel  # a decoder: rotary positions, gated MLP, "last" pooling
+
+    tokenizer = tiny_tokenizer(TEXTS, 300)
+    out = []
+    for skip in (True, False):
+        torch.manual_seed(0)
+        backbone = LlamaModel(LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                                          num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
+                                          attention_dropout=0.1, pad_token_id=0))
+        out.append(DualEncoder(backbone, tokenizer, EncoderConfig(model="tiny-llama", pooling=pooling, skip_padding=skip)))
+    return out
+
+
+@pytest.mark.parametrize("kind,pooling", [("bert", "mean"), ("bert", "cls"), ("llama", "last")])
+def test_skipping_padding_changes_no_output_or_gradient(kind, pooling, monkeypatch):
+    """Linears run on real tokens only, yet outputs and every gradient match the padded model,
+    in training mode too (the dropout masks are drawn on the same padded shapes)."""
+    skipping, padded = _twin_encoders(kind, pooling)
+    ids, mask = (skipping.tokenize(TEXTS, "passage")[k] for k in ("input_ids", "attention_mask"))
+    assert 0 < int(mask.sum()) < mask.numel()  # the batch has padding to skip
+
+    rows = []  # rows each linear inside the blocks multiplies
+    plain = torch.nn.Linear.forward
+    monkeypatch.setattr(torch.nn.Linear, "forward", lambda self, x: rows.append(x.reshape(-1, x.shape[-1]).shape[0]) or plain(self, x))
+    for training in (False, True):
+        grads = []
+        for enc in (skipping, padded):
+            enc.train(training)
+            enc.zero_grad()
+            torch.manual_seed(7)
+            rows.clear()
+            out = enc(ids, mask)
+            (out * torch.linspace(-1, 1, out.shape[1])).sum().backward()
+            grads.append({n: p.grad.clone() for n, p in enc.named_parameters() if p.grad is not None})
+            if enc is skipping:
+                assert set(rows) == {int(mask.sum())}, "every block linear multiplies the real tokens only"
+                first = out.detach()
+            else:
+                assert set(rows) == {mask.numel()}
+                torch.testing.assert_close(first, out.detach(), atol=1e-5, rtol=1e-5)
+        assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 10
+        for name in grads[0]:
+            torch.testing.assert_close(grads[0][name], grads[1][name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_skipping_padding_keeps_names_saving_and_unpadded_batches(tmp_path):
+    from scaling.models.encoder import DualEncoder
+    from scaling.models.unpadded import UnpaddedLinear
+
+    skipping, padded = _twin_encoders("bert", "mean")
+    assert list(skipping.state_dict()) == list(padded.state_dict())
+    assert sum(isinstance(m, UnpaddedLinear) for m in skipping.modules()) == 2 * 6  # 6 linears per BERT block
+    assert not any(isinstance(m, UnpaddedLinear) for m in padded.modules())
+    one = skipping.tokenize(["bees have four wings"], "query")  # no padding at all: the plain path
+    torch.testing.assert_close(skipping.eval()(**one), padded.eval()(**one))
+    loaded = DualEncoder.load(skipping.save(tmp_path / "model"))
+    assert loaded.config.skip_padding and isinstance(loaded.backbone.encoder.layer[0].output.dense, UnpaddedLinear)
+    np.testing.assert_allclose(loaded.encode(TEXTS, "passage"), padded.encode(TEXTS, "passage"), atol=1e-5)

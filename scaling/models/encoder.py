@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal, Sequence
@@ -18,6 +19,7 @@ import torch
 from torch import nn
 
 from scaling.models.offline_e5 import HUB_NAME, ensure_offline_e5, resolve_model_path
+from scaling.models.unpadded import unpad_linears
 
 log = logging.getLogger(__name__)
 Pooling = Literal["cls", "mean", "last"]
@@ -36,6 +38,7 @@ class EncoderConfig:
     max_length: int = 128
     num_layers: int | None = None  # keep the first k transformer layers
     freeze_word_embeddings: bool = False
+    skip_padding: bool = True  # transformer-block linears skip padded positions (same outputs, less work)
 
     def __post_init__(self) -> None:
         if self.pooling not in ("cls", "mean", "last"):
@@ -72,20 +75,28 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, how: Pooling) -> torch.Tensor
 _LAYER_PATHS = (("encoder", "layer"), ("layers",), ("h",))  # BERT/XLM-R, Llama-style, GPT-2-style
 
 
-def _truncate_layers(backbone: nn.Module, k: int) -> None:
-    """Keep the first k transformer layers (a pretrained model's size ladder)."""
+def _layer_list(backbone: nn.Module) -> tuple[nn.Module, str, nn.ModuleList] | None:
+    """(owner, attribute, layers): where the transformer blocks live, or None if not found."""
     for *owner_path, name in _LAYER_PATHS:
         owner = backbone
         for part in owner_path:
             owner = getattr(owner, part, None)
         layers = getattr(owner, name, None)
         if isinstance(layers, nn.ModuleList):
-            if k > len(layers):
-                raise ValueError(f"encoder.num_layers={k} but the model has only {len(layers)} layers")
-            setattr(owner, name, layers[:k])
-            backbone.config.num_hidden_layers = k
-            return
-    raise ValueError(f"cannot find the layer list of {type(backbone).__name__} to keep {k} layers")
+            return owner, name, layers
+    return None
+
+
+def _truncate_layers(backbone: nn.Module, k: int) -> None:
+    """Keep the first k transformer layers (a pretrained model's size ladder)."""
+    found = _layer_list(backbone)
+    if found is None:
+        raise ValueError(f"cannot find the layer list of {type(backbone).__name__} to keep {k} layers")
+    owner, name, layers = found
+    if k > len(layers):
+        raise ValueError(f"encoder.num_layers={k} but the model has only {len(layers)} layers")
+    setattr(owner, name, layers[:k])
+    backbone.config.num_hidden_layers = k
 
 
 def _load_backbone(path: str):
@@ -109,6 +120,8 @@ class DualEncoder(nn.Module):
             _truncate_layers(backbone, config.num_layers)
         if config.freeze_word_embeddings:
             self.word_embeddings().weight.requires_grad_(False)
+        found = _layer_list(backbone) if config.skip_padding else None
+        self.real_tokens = unpad_linears(found[2]) if found else None  # None: the backbone pads as usual
 
     @classmethod
     def from_config(cls, config: EncoderConfig) -> "DualEncoder":
@@ -168,7 +181,8 @@ class DualEncoder(nn.Module):
                               max_length=self.config.max_length, return_tensors="pt")
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        with self.real_tokens.using(attention_mask) if self.real_tokens else nullcontext():
+            hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         out = pool(hidden, attention_mask, self.config.pooling)
         return nn.functional.normalize(out, dim=-1) if self.config.normalize else out
 
