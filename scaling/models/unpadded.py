@@ -9,6 +9,10 @@ pooling ignores padded positions, so every real output is unchanged (to float ro
 work on padding is skipped. Hugging Face offers this only through flash-attention's variable-length
 kernels on GPU, hence this small module.
 
+Inside the feed-forward block the expansion linears (``intermediate.dense``, ``mlp.up_proj``...)
+keep their output packed as (real tokens, width): the activation between them is elementwise, and
+the contraction linear that reads it scatters only its narrower output back to the padded layout.
+
 The layers change class in place (``nn.Linear`` -> ``UnpaddedLinear``), so parameter names, state
 dicts and ``save_pretrained`` are untouched, and outside ``DualEncoder.forward`` (or for any input
 that is not ``(batch, tokens, features)`` of the current mask's shape) they are plain linears.
@@ -54,26 +58,44 @@ class RealTokens:
         return rows
 
 
+# Feed-forward expansion linears by name (BERT/XLM-R/e5, Llama/Mistral/Qwen, OPT/Phi-style): their
+# outputs only pass through an elementwise activation (or gate) to the contraction linear.
+EXPANSIONS = ("intermediate.dense", "mlp.up_proj", "mlp.gate_proj", "mlp.fc1", "mlp.dense_h_to_4h")
+
+
 class UnpaddedLinear(nn.Linear):
-    """An ``nn.Linear`` that, while its ``RealTokens`` is active, computes real rows only."""
+    """An ``nn.Linear`` that, while its ``RealTokens`` is active, computes real rows only.
+
+    Input: padded (batch, tokens, features), or packed (real tokens, features) from an expansion.
+    Output: padded with zeros at the padding, or packed if ``packed_output`` (an expansion)."""
 
     real_tokens: RealTokens
+    packed_output: bool = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tokens = self.real_tokens
-        if tokens.index is None or x.dim() != 3 or tuple(x.shape[:2]) != tokens.shape:
+        if tokens.index is None:
             return super().forward(x)
-        y = super().forward(tokens.rows(x))
-        out = y.new_zeros(x.shape[0] * x.shape[1], y.shape[-1]).index_copy(0, tokens.index, y)
-        return out.view(x.shape[0], x.shape[1], y.shape[-1])
+        if x.dim() == 3 and tuple(x.shape[:2]) == tokens.shape:
+            y = super().forward(tokens.rows(x))
+        elif x.dim() == 2 and x.shape[0] == tokens.index.numel():  # an expansion's packed output
+            y = super().forward(x)
+        else:
+            return super().forward(x)
+        if self.packed_output:
+            return y
+        batch, length = tokens.shape
+        out = y.new_zeros(batch * length, y.shape[-1]).index_copy(0, tokens.index, y)
+        return out.view(batch, length, y.shape[-1])
 
 
 def unpad_linears(layers: nn.Module) -> RealTokens:
     """Make every ``nn.Linear`` under ``layers`` (the transformer blocks, not the embeddings or a
     head) skip padded positions; returns the switch that ``DualEncoder.forward`` sets per batch."""
     tokens = RealTokens()
-    for module in layers.modules():
+    for name, module in layers.named_modules():
         if type(module) is nn.Linear:
             module.__class__ = UnpaddedLinear
             module.real_tokens = tokens
+            module.packed_output = name.endswith(EXPANSIONS)
     return tokens

@@ -1,7 +1,8 @@
 """The training function each Ray Train worker runs (thin: build, loop, checkpoint).
 
-Rows are tokenised once before the loop; each batch is padded only to its own longest sequence;
-batches are never regrouped by length (batch composition is what the study varies). Queries and
+Rows are tokenised once before the loop; each batch is padded only to its own longest sequence,
+and the encoder's block linears skip even that padding (``encoder.skip_padding``); batches are
+never regrouped by length (batch composition is what the study varies). Queries and
 passages take separate forward passes, so gradients are averaged over workers explicitly after
 backward (one flat all-reduce) instead of through DDP hooks, which allow one forward per backward.
 Metrics go to ``ray.train.report`` only with checkpoints (Ray 2.60 keeps nothing else, and each
@@ -147,7 +148,7 @@ def train_loop_per_worker(raw_config: dict) -> None:
     tokens = tokenize_corpus(encoder, corpus)
     params = [p for p in encoder.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
-                                  fused=cfg.optim.fused or None)
+                                  fused=cfg.optim.fused)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(cfg.optim.warmup_steps, cfg.optim.max_steps))
     loss_fn = InfoNCELoss(cfg.loss)
     if world > 1:  # identical start on every worker
@@ -186,6 +187,7 @@ def train_loop_per_worker(raw_config: dict) -> None:
     phases = ("data", "forward", "backward", "optimizer")
     empty = lambda: {"loss": [], "time": 0.0, "samples": 0, "tokens": 0, **{p: 0.0 for p in phases}}  # noqa: E731
     window = empty()
+    reporting = 0.0  # seconds in held-out losses, checkpoints and ray.train.report since the last record
     stream = batches()
     while step < cfg.optim.max_steps:
         if cfg.run.fail_at_step is not None and step == cfg.run.fail_at_step and resumed_from is None:
@@ -219,17 +221,19 @@ def train_loop_per_worker(raw_config: dict) -> None:
         step += 1
         key = f"{batch.kind}:{'+'.join(batch.languages) if batch.kind != 'xy' else 'mixed'}"
         counts[key] = counts.get(key, 0) + 1
-        window["loss"].append(float(loss.detach()))
+        window["loss"].append(loss.detach())  # read at the report: no device sync per step on GPU
         window["time"] += t_end - start
         window["samples"] += len(batch.query_rows)
         window["tokens"] += n_tokens * world
 
         last = step == cfg.optim.max_steps
+        t_report = time.perf_counter()
         if step % cfg.run.report_every == 0 or last:
-            record = {"step": step, "loss": float(np.mean(window["loss"])), "lr": scheduler.get_last_lr()[0],
+            record = {"step": step, "loss": float(torch.stack(window["loss"]).mean()), "lr": scheduler.get_last_lr()[0],
                       "samples_per_s": window["samples"] / window["time"], "tokens_per_s": window["tokens"] / window["time"],
                       "step_time_s": window["time"] / len(window["loss"]),
-                      **{f"{p}_s": window[p] / len(window["loss"]) for p in phases}}
+                      **{f"{p}_s": window[p] / len(window["loss"]) for p in phases}, "reporting_s": reporting}
+            reporting = 0.0
             # rank 0 only, once per step: in the curve every heldout_every steps, and for the final metrics
             in_curve = bool(cfg.run.heldout_every) and step % cfg.run.heldout_every == 0
             held = heldout.losses(encoder, device) if rank == 0 and (in_curve or last) else {}
@@ -262,3 +266,4 @@ def train_loop_per_worker(raw_config: dict) -> None:
                          "parameters": encoder.parameter_counts()}, indent=1))
                     ckpt = ray.train.Checkpoint.from_directory(tmp)
                 ray.train.report(metrics, checkpoint=ckpt)
+        reporting += time.perf_counter() - t_report
