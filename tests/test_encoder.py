@@ -125,3 +125,25 @@ def test_skipping_padding_keeps_names_saving_and_unpadded_batches(tmp_path):
     loaded = DualEncoder.load(skipping.save(tmp_path / "model"))
     assert loaded.config.skip_padding and isinstance(loaded.backbone.encoder.layer[0].output.dense, UnpaddedLinear)
     np.testing.assert_allclose(loaded.encode(TEXTS, "passage"), padded.encode(TEXTS, "passage"), atol=1e-5)
+
+
+def test_tiny_tokenizer_is_the_same_in_every_process():
+    """Workers and resumed runs rebuild the tokenizer in new processes: they must agree (the trained
+    WordPiece vocabulary differed from process to process)."""
+    import json
+    import subprocess
+    import sys
+
+    from scaling.models.tiny import tiny_tokenizer
+
+    code = ("import json, sys; from scaling.models.tiny import tiny_tokenizer; "
+            "print(json.dumps(tiny_tokenizer(json.loads(sys.argv[1]), 40).get_vocab(), sort_keys=True))")
+    runs = {subprocess.run([sys.executable, "-c", code, json.dumps(TEXTS)], capture_output=True, text=True,
+                           check=True).stdout for _ in range(3)}
+    assert len(runs) == 1
+    vocab = json.loads(runs.pop())
+    tok = tiny_tokenizer(TEXTS, 40)
+    assert vocab == tok.get_vocab() and len(vocab) == 40
+    assert "[UNK]" not in tok.tokenize(" ".join(TEXTS))  # every character is in the alphabet
+    assert tok.tokenize("water at sea") == ["water", "at", "sea"]  # words seen twice are whole tokens
+    assert tok.tokenize("wings") == ["w", "##i", "##n", "##g", "##s"]  # a word seen once is spelled out

@@ -1,4 +1,4 @@
-"""Tiny random-weight encoders with a tokenizer trained in memory: no download, milliseconds.
+"""Tiny random-weight encoders with a tokenizer built in memory: no download, milliseconds.
 
 Used by tests and as the bottom rungs of from-scratch size ladders.
 """
@@ -25,19 +25,35 @@ def parse_tiny_spec(spec: str) -> dict[str, int]:
 
 
 def tiny_tokenizer(texts: Sequence[str], vocab_size: int = 1000):
-    """A WordPiece tokenizer fitted to ``texts`` (BERT special tokens)."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    """A WordPiece tokenizer for ``texts`` (BERT special tokens), the same on every run.
+
+    The vocabulary: the special tokens, every character (word-initial ``c`` and inside a word
+    ``##c``, so nothing is unknown), then the most frequent whole words (ties alphabetical) up to
+    ``vocab_size``. Rarer words are spelled out. ``tokenizers``' WordPiece trainer is not used: it
+    breaks ties between equally frequent merges in hash order, so each process learned another
+    vocabulary (12 different ones in 12 trainings on 200 parallel-qa texts), and Ray workers or a
+    resumed run would have tokenised differently from the process that started.
+    """
+    from collections import Counter
+
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.train_from_iterator(list(texts), trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials))
-    # The trainer's token set is deterministic but its ids are not (hash-map order in Rust): renumber
-    # in a canonical order, so a seed gives the same model on every run and every machine.
-    learned = sorted(set(tok.get_vocab()) - set(specials))
-    tok.model = models.WordPiece({t: i for i, t in enumerate(specials + learned)}, unk_token="[UNK]")
+    normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    words = Counter(word for text in texts
+                    for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
+    alphabet = sorted({w[0] for w in words} | {"##" + c for w in words for c in w[1:]})
+    vocab = specials + alphabet
+    known = set(vocab)
+    for word, _ in sorted(words.items(), key=lambda wc: (-wc[1], wc[0])):
+        if len(vocab) >= vocab_size:
+            break
+        if word not in known:
+            vocab.append(word)
+    tok = Tokenizer(models.WordPiece({t: i for i, t in enumerate(vocab)}, unk_token="[UNK]"))
+    tok.normalizer, tok.pre_tokenizer = normalizer, pre_tokenizer
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))])
     tok.decoder = decoders.WordPiece()
