@@ -46,7 +46,8 @@ def sentence_transformers_baseline(args) -> float:
                                          models.Normalize()], device="cpu")
 
     class StepClock(TrainerCallback):  # the same steady-state window as ours: after the first third
-        ends: list[float] = []
+        def __init__(self) -> None:
+            self.ends: list[float] = []
 
         def on_step_end(self, *_, **__):
             self.ends.append(time.perf_counter())

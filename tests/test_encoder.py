@@ -59,8 +59,10 @@ def test_parameter_counts_truncation_and_freezing():
 
 
 def _twin_encoders(kind: str, pooling: str):
-    """The same random model twice, with one tokenizer: skipping padding and padding as usual."""
-    from transformers import BertConfig, BertModel, LlamaConfig, LlamaModel
+    """The same random model twice: skipping padding and padding as usual."""
+    if kind == "bert":
+        return [tiny_encoder(TEXTS, hidden=32, layers=2, pooling=pooling, skip_padding=skip) for skip in (True, False)]
+    from transformers import LlamaConfig, LlamaModel  # a decoder: rotary positions, gated MLP, "last" pooling
 
     from scaling.models.encoder import DualEncoder
     from scaling.models.tiny import tiny_tokenizer
@@ -69,14 +71,10 @@ def _twin_encoders(kind: str, pooling: str):
     out = []
     for skip in (True, False):
         torch.manual_seed(0)
-        if kind == "bert":
-            backbone = BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
-                                            num_attention_heads=2, intermediate_size=64), add_pooling_layer=False)
-        else:  # a decoder: rotary positions, gated MLP, "last" pooling
-            backbone = LlamaModel(LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
-                                              num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
-                                              attention_dropout=0.1, pad_token_id=0))
-        out.append(DualEncoder(backbone, tokenizer, EncoderConfig(model=f"tiny-{kind}", pooling=pooling, skip_padding=skip)))
+        backbone = LlamaModel(LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                                          num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
+                                          attention_dropout=0.1, pad_token_id=0))
+        out.append(DualEncoder(backbone, tokenizer, EncoderConfig(model="tiny-llama", pooling=pooling, skip_padding=skip)))
     return out
 
 

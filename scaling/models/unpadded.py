@@ -37,12 +37,11 @@ class RealTokens:
     @contextmanager
     def using(self, attention_mask: torch.Tensor):
         """Within the block, linears see only the positions where ``attention_mask`` is non-zero."""
-        flat = attention_mask.reshape(-1)
-        if bool(flat.all()):  # nothing to skip
+        index = attention_mask.reshape(-1).nonzero().squeeze(1)  # one pass (and one sync on GPU)
+        if index.numel() == attention_mask.numel():  # nothing to skip
             yield
             return
-        self.shape = tuple(attention_mask.shape)
-        self.index = flat.nonzero().squeeze(1)
+        self.shape, self.index = tuple(attention_mask.shape), index
         try:
             yield
         finally:

@@ -113,8 +113,6 @@ class HeldoutSet:
     @torch.no_grad()
     def losses(self, encoder: DualEncoder, device: torch.device) -> dict[str, float | str]:
         """Mean loss per batch kind, in eval mode (no dropout); the RNG state is left untouched."""
-        if not self.batches:
-            return dict(self.notes)
         loss_fn = InfoNCELoss(LossConfig(self.temperature, gather=False))
         out: dict[str, float | str] = dict(self.notes)
         was_training = encoder.training
