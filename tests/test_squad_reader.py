@@ -1,6 +1,7 @@
 """SQuAD-format parsing and the QA corpus reader, including every bad-input case."""
 
 import json
+import re
 
 import pytest
 
@@ -137,3 +138,24 @@ def test_read_squad_json_keeps_breaks(tmp_path):
     paras = read_squad_json(write_json(tmp_path / "en.json", squad_doc([EN])))
     assert paras[0].sentences == ("Bees have four wings.", "They make honey.", "Honey keeps.")
     assert paras[0].spans[1] == (22, 38)
+
+
+def test_empty_data_is_an_error_not_a_missing_language(tmp_path):
+    """A file with "data": [] used to drop its language silently from the corpus and the benchmark."""
+    from scaling.data import load_benchmark, load_corpus
+
+    msg = _error(tmp_path, {"version": "1", "data": []})
+    assert "holds no paragraphs ('data' is empty" in msg and "delete the file to leave its language out" in msg
+    assert "holds no paragraphs" in _error(tmp_path, {"version": "1", "data": [{"title": "x", "paragraphs": []}]})
+    folder = tmp_path / "qa"
+    write_json(folder / "en.json", squad_doc([EN]))
+    write_json(folder / "de.json", {"version": "1", "data": []})
+    for load in (load_corpus, load_benchmark):
+        with pytest.raises(DataError, match="^" + re.escape(f"{folder / 'de.json'}: the file holds no paragraphs")):
+            load(str(folder))
+
+
+def test_file_without_questions_is_an_error_in_a_corpus(tmp_path):
+    doc = squad_doc([json.loads(json.dumps(EN))])
+    doc["data"][0]["paragraphs"][0]["qas"] = []
+    assert "paragraphs but no questions" in _error(tmp_path, doc)

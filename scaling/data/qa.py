@@ -49,6 +49,9 @@ def read_squad_corpus(files: Mapping[str, Path], *, source: str, passage: Passag
         paragraphs = read_squad_json(path)
         if passage == "sentence":
             paragraphs = ensure_sentences(paragraphs, file=path, lang=lang, split_sentences=split_sentences)
+        if not any(para.questions for para in paragraphs):
+            raise DataError("the file has paragraphs but no questions, so its language would add nothing to the corpus",
+                            file=path, hint="restore the 'qas' of its paragraphs, or delete the file to leave its language out")
         for para in paragraphs:
             for q in para.questions:
                 text = para.sentences[para.answer_sentence(q, file=path)] if passage == "sentence" else para.context

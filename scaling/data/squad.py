@@ -122,6 +122,9 @@ def read_squad_json(path: str | Path) -> list[SquadParagraph]:
             if isinstance(para, dict) and "sentence_breaks" in para:
                 spans, sentences = _read_breaks(para, context, file=path, record=prec)
             paragraphs.append(SquadParagraph(str(title), context, tuple(questions), prec, spans, sentences))
+    if not paragraphs:  # read on, its language would silently drop out of the corpus or benchmark
+        raise DataError("the file holds no paragraphs ('data' is empty or its articles have none)", file=path,
+                        hint="restore its articles from the original dataset, or delete the file to leave its language out")
     return paragraphs
 
 
