@@ -49,6 +49,20 @@ def test_tatoeba_unknown_language_lists_available(tmp_path):
         read_tatoeba_corpus(tmp_path, ["ja"])
 
 
+def test_tatoeba_file_without_a_language_code_names_the_file(tmp_path):
+    from scaling.data import load_benchmark, load_corpus
+
+    _tatoeba(tmp_path)
+    _tatoeba(tmp_path, "xyz")  # three letters, but no language
+    bad = tmp_path / "tatoeba.xyz-eng.xyz"
+    for load in (read_tatoeba_corpus, load_corpus, load_benchmark):
+        with pytest.raises(DataError) as exc:
+            load(tmp_path if load is read_tatoeba_corpus else str(tmp_path))
+        msg = str(exc.value)
+        assert msg.startswith(f"{bad}: the file name does not give its language (unknown language code 'xyz'")
+        assert "rename tatoeba.xyz-eng.xyz and tatoeba.xyz-eng.eng to an ISO 639-3 code" in msg
+
+
 def _sib(tmp_path, code, rows, split="train"):
     d = tmp_path / code
     d.mkdir(exist_ok=True)
@@ -73,6 +87,15 @@ def test_sib200_bad_rows(tmp_path):
         read_sib200_corpus(tmp_path)
     with pytest.raises(ValueError, match="unknown SIB-200 split"):
         read_sib200_corpus(tmp_path, splits=("validation",))
+
+
+def test_sib200_folder_without_a_language_code_names_the_folder(tmp_path):
+    _sib(tmp_path, "deu_Latn", [("7", "travel", "Hallo.")])
+    _sib(tmp_path, "foo_Latn", [("7", "travel", "Hallo.")])
+    with pytest.raises(DataError) as exc:
+        read_sib200_corpus(tmp_path)
+    assert str(exc.value).startswith(f"{tmp_path / 'foo_Latn'}: the folder name does not give its language")
+    assert "rename the folder to its FLORES-200 code, e.g. deu_Latn" in str(exc.value)
 
 
 ROWS = [

@@ -94,3 +94,19 @@ def test_beir_folder_needs_a_language(tmp_path):
         load_benchmark(str(tmp_path))
     with pytest.raises(DataError, match="is a benchmark, not a training corpus"):
         load_corpus(str(tmp_path))
+
+
+@pytest.mark.parametrize("name", ["train.json", "xquad.questions.json"])
+def test_squad_file_without_a_language_code_names_the_file(tmp_path, name):
+    from conftest import paragraph, squad_doc, write_json
+
+    doc = squad_doc([paragraph(["Bees have four wings."], [("q1", "How many wings?", 0)])])
+    write_json(tmp_path / "en.json", doc)
+    write_json(tmp_path / name, doc)
+    for load in (load_corpus, load_benchmark):
+        with pytest.raises(DataError) as exc:
+            load(str(tmp_path))
+        msg = str(exc.value)
+        assert msg.startswith(f"{tmp_path / name}: the file name does not give its language (unknown language code")
+        assert msg.endswith("(name SQuAD files in a folder by language: rename it to <lang>.json or "
+                            "<prefix>.<lang>.json, e.g. en.json)")

@@ -14,10 +14,17 @@ from typing import Sequence
 
 from scaling.data.corpus import ParallelCorpus
 from scaling.data.errors import DataError
-from scaling.languages import canonical
+from scaling.languages import UnknownLanguageError, canonical
 
 TATOEBA_FILE = re.compile(r"^tatoeba\.([a-z]{3})-eng\.\1$")
 SIB_SPLITS = ("train", "dev", "test")
+# Where a layout's language code comes from: (what is named, its path, how to name it instead).
+_NAMED_BY = {
+    "Tatoeba": lambda d, c: ("file", d / f"tatoeba.{c}-eng.{c}",
+                             f"rename tatoeba.{c}-eng.{c} and tatoeba.{c}-eng.eng to an ISO 639-3 code, "
+                             "e.g. tatoeba.deu-eng.deu and tatoeba.deu-eng.eng"),
+    "SIB-200": lambda d, c: ("folder", d / c, "rename the folder to its FLORES-200 code, e.g. deu_Latn"),
+}
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -120,7 +127,11 @@ def pick_language_codes(available: list[str], wanted: Sequence[str] | None, dire
         raise DataError(f"no {name} files found", file=directory)
     by_canon: dict[str, str] = {}
     for code in available:
-        c = canonical(code)
+        try:
+            c = canonical(code)
+        except UnknownLanguageError as exc:
+            what, path, hint = _NAMED_BY.get(name, lambda d, c: ("file", d / c, "name it by its language"))(directory, code)
+            raise DataError(f"the {what} name does not give its language ({exc})", file=path, hint=hint) from None
         if c in by_canon:
             raise DataError(f"{by_canon[c]!r} and {code!r} both mean language {c!r}", file=directory)
         by_canon[c] = code

@@ -32,7 +32,7 @@ from scaling.data.qa import PassageUnit, read_squad_corpus
 from scaling.data.remote import cache_root, fetch_hub_dataset, fetch_url, offline
 from scaling.data.tabular import TABULAR_SUFFIXES, read_tabular_corpus
 from scaling.data.tatoeba_retrieval import build_tatoeba
-from scaling.languages import canonical
+from scaling.languages import UnknownLanguageError, canonical
 
 PACKAGE_DATA = Path(__file__).parent / "parallel_qa"
 
@@ -251,7 +251,12 @@ def squad_folder_files(path: Path) -> dict[str, Path]:
     files = {}
     for p in sorted(path.glob("*.json")):
         code = p.stem.rsplit(".", 1)[-1]
-        lang = canonical(code)
+        try:
+            lang = canonical(code)
+        except UnknownLanguageError as exc:
+            raise DataError(f"the file name does not give its language ({exc})", file=p,
+                            hint="name SQuAD files in a folder by language: rename it to <lang>.json or "
+                                 "<prefix>.<lang>.json, e.g. en.json") from None
         if lang in files:
             raise DataError(f"two files for language {lang!r}: {files[lang].name} and {p.name}", file=path)
         files[lang] = p
