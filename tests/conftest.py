@@ -35,9 +35,18 @@ def data_dir() -> Path:
     return path
 
 
+# Switches that turn downloads off (all that scaling.data.remote.offline() reads, plus transformers').
+# A test must not depend on whether the caller happened to set them.
+OFFLINE_SWITCHES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
 @pytest.fixture(autouse=True)
 def _no_downloads(monkeypatch, tmp_path_factory):
-    """Tests never touch the network or the user's cache."""
+    """Tests never touch the network or the user's cache, whatever the caller's environment says:
+    downloads are off through SCALING_OFFLINE alone (a test that wants them deletes it) and the
+    Hugging Face switches are cleared."""
+    for var in OFFLINE_SWITCHES:
+        monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("SCALING_OFFLINE", "1")
     monkeypatch.setenv("SCALING_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
 
