@@ -78,3 +78,38 @@ def test_uris_and_errors(tmp_path, monkeypatch):
         ResultStore("nosuchscheme://x/y")
     with pytest.raises(FileNotFoundError, match="no finished trials"):
         ResultStore(tmp_path / "empty").trial_tables("metrics.parquet")
+
+
+@pytest.mark.parametrize("kind", ["local", "object"])
+def test_damaged_trial_files_name_the_file_and_the_fix(kind, tmp_path):
+    """A truncated or missing file in a finished trial: an error naming it and saying how to recover."""
+    from scaling.sweep.store import MissingResultFile, ResultFileError
+
+    store = ResultStore(tmp_path / "study") if kind == "local" else memory_store(f"/bucket-{tmp_path.name}/study")
+    metrics, curve = tables()
+    for t in ("t1", "t2"):
+        store.write_trial(t, metrics, curve, {"trial_id": t})
+    fix = f"delete the trial folder {store.location}/trials/t2 and run the study again with --resume"
+
+    good = store.read_bytes("trials/t2/metrics.parquet")
+    store.write_bytes("trials/t2/metrics.parquet", good[: len(good) // 2])  # truncated
+    with pytest.raises(ResultFileError) as exc:
+        store.trial_tables("metrics.parquet")
+    msg = str(exc.value)
+    assert msg.startswith(f"{store.location}/trials/t2/metrics.parquet: not a readable Parquet file") and fix in msg
+
+    store.fs.delete_file(store.path("trials/t2/metrics.parquet"))  # missing
+    with pytest.raises(MissingResultFile) as exc:
+        store.trial_tables("metrics.parquet")
+    assert isinstance(exc.value, FileNotFoundError) and isinstance(exc.value, ValueError)
+    assert str(exc.value).startswith(f"{store.location}/trials/t2/metrics.parquet is missing (") and fix in str(exc.value)
+
+    manifest = store.read_bytes("trials/t2/manifest.json")
+    store.write_bytes("trials/t2/manifest.json", manifest[: len(manifest) // 2])  # truncated
+    with pytest.raises(ResultFileError) as exc:
+        store.manifests()
+    msg = str(exc.value)
+    assert msg.startswith(f"{store.location}/trials/t2/manifest.json: not valid JSON") and fix in msg
+
+    with pytest.raises(MissingResultFile, match="study.json is missing .*run the study again with --resume"):
+        store.read_json("study.json")

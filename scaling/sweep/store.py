@@ -31,6 +31,18 @@ import pyarrow.parquet as pq
 TRIAL_FILES = ("metrics.parquet", "curve.parquet", "manifest.json")
 
 
+class ResultFileError(ValueError):
+    """A result file that cannot be read (truncated, damaged); the message names it and the fix."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        self.path = path
+        super().__init__(message)
+
+
+class MissingResultFile(ResultFileError, FileNotFoundError):
+    """A result file that should be there and is not (a trial folder missing one of its files)."""
+
+
 class ResultStore:
     """A study's result folder on any pyarrow filesystem."""
 
@@ -129,11 +141,41 @@ class ResultStore:
         with self.fs.open_input_file(self.path(relpath)) as fh:
             return fh.read()
 
+    def _where(self, relpath: str) -> str:
+        """How messages name a file: the store's location (with its URI scheme) and the path in it."""
+        return f"{self.location.rstrip('/')}/{relpath}"
+
+    def _fix(self, relpath: str) -> str:
+        parts = relpath.split("/")
+        if len(parts) > 2 and parts[0] == "trials":
+            return (f"delete the trial folder {self._where('trials/' + parts[1])} and run the study again with "
+                    "--resume, which reruns that trial")
+        return "restore the file, or run the study again with --resume, which rewrites it"
+
+    def _missing(self, relpath: str) -> MissingResultFile:
+        return MissingResultFile(f"{self._where(relpath)} is missing ({self._fix(relpath)})", path=self._where(relpath))
+
     def read_json(self, relpath: str):
-        return json.loads(self.read_bytes(relpath))
+        try:
+            data = self.read_bytes(relpath)
+        except OSError:
+            if not self.exists(relpath):
+                raise self._missing(relpath) from None
+            raise
+        try:
+            return json.loads(data)
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+            raise ResultFileError(f"{self._where(relpath)}: not valid JSON, the file is truncated or damaged ({exc}) "
+                                  f"({self._fix(relpath)})", path=self._where(relpath)) from None
 
     def read_table(self, relpath: str) -> pa.Table:
-        return pq.read_table(self.path(relpath), filesystem=self.fs)
+        try:
+            return pq.read_table(self.path(relpath), filesystem=self.fs)
+        except (OSError, pa.ArrowException, ValueError) as exc:
+            if not self.exists(relpath):
+                raise self._missing(relpath) from None
+            raise ResultFileError(f"{self._where(relpath)}: not a readable Parquet file, the file is truncated or "
+                                  f"damaged ({exc}) ({self._fix(relpath)})", path=self._where(relpath)) from None
 
     def trial_tables(self, name: str) -> pa.Table:
         """One of the per-trial Parquet files of every finished trial, concatenated."""
