@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis.results import LOWER_IS_BETTER
+from scaling.eval.metrics import lower_is_better
 from analysis.uncertainty import DEFAULT_RESAMPLES, mean_ci
 
 NOT_KEYS = ("trial_id", "value", "study", "recipe", "strategy", "alpha", "seed")
@@ -43,7 +43,7 @@ def compare_recipes(frame: pd.DataFrame, *, treatment: str | None = None, baseli
                 low, high = mean_ci(diffs, confidence=confidence, n_resamples=n_resamples, seed=seed)
                 excludes = bool(low > 0 or high < 0)
                 cell = dict(zip(keys, cell if isinstance(cell, tuple) else (cell,)))
-                lower_better = cell.get("metric") in LOWER_IS_BETTER
+                lower_better = lower_is_better(str(cell.get("metric")))
                 better = "neither"
                 if excludes:
                     better = t if (diffs.mean() < 0) == lower_better else b

@@ -8,11 +8,12 @@ import pandas as pd
 
 from analysis.aggregate import aggregate_seeds
 from analysis.fits import FitError, PowerLawFit, fit_power_law
-from analysis.results import LOWER_IS_BETTER, StudyResults
+from analysis.results import StudyResults
+from scaling.eval.metrics import lower_is_better
+from scaling.records import HELDOUT_COLUMNS, HELDOUT_KINDS, heldout_column
 
 # x axes a curve can use, and the column each reads
 X_AXES = {"size": "non_embedding_params", "languages": "num_languages", "steps": "step"}
-HELDOUT = ("heldout_loss_xx", "heldout_loss_xy")
 
 
 def _lines(frame: pd.DataFrame, x: str, value: str = "value") -> pd.DataFrame:
@@ -51,9 +52,9 @@ def metric_curve(results: StudyResults, *, x: str = "size", benchmark: str | Non
 
 def heldout_curve(results: StudyResults, *, kind: str = "xy", x: str = "size") -> pd.DataFrame:
     """Held-out contrastive loss at the end of training (X-X or X-Y batches) against ``x``."""
-    column = f"heldout_loss_{kind}"
-    if column not in HELDOUT:
-        raise ValueError(f"kind must be 'xx' or 'xy', not {kind!r}")
+    column = heldout_column(kind)
+    if column not in HELDOUT_COLUMNS:
+        raise ValueError(f"kind must be one of {list(HELDOUT_KINDS)}, not {kind!r}")
     trials = results.trials.dropna(subset=[column])
     if trials.empty:
         raise ValueError(f"no trial recorded {column} (set train.data.heldout in the study)")
@@ -73,7 +74,7 @@ def step_curve(results: StudyResults, *, column: str = "loss") -> pd.DataFrame:
 def as_error(metric: str, values) -> np.ndarray:
     """What a power law fits: something that falls with size, 1 - x for scores (mAP, nDCG)."""
     values = np.asarray(values, dtype=float)
-    return values if metric in LOWER_IS_BETTER else 1 - values
+    return values if lower_is_better(metric) else 1 - values
 
 
 def line_rows(points: pd.DataFrame, curve: pd.DataFrame, line: str) -> pd.DataFrame:
@@ -114,6 +115,6 @@ def heldout_fits(results: StudyResults, *, kind: str = "xy", n_bootstrap: int = 
                  seed: int = 0) -> tuple[pd.DataFrame, dict[str, PowerLawFit | FitError]]:
     """The held-out loss against size, and a power law per recipe."""
     curve = heldout_curve(results, kind=kind)
-    column = f"heldout_loss_{kind}"
+    column = heldout_column(kind)
     return curve, fit_lines(curve, results.trials.dropna(subset=[column]), value=column, metric=column,
                             n_bootstrap=n_bootstrap, seed=seed)

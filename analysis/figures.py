@@ -18,13 +18,11 @@ from matplotlib.patches import Patch
 
 from analysis.curves import as_error
 from analysis.fits import PowerLawFit
+from scaling.eval.metrics import metric_label
 from scaling.files import write_atomic
 
 AXIS_LABELS = {"non_embedding_params": "non-embedding parameters (log scale)",
                "num_languages": "number of training languages", "step": "training step"}
-METRIC_LABELS = {"map": "mAP", "rank_distance": "rank distance (lower is better)", "ndcg@10": "nDCG@10",
-                 "recall@10": "recall@10", "loss": "training loss (InfoNCE)", "accuracy@1": "accuracy@1",
-                 "heldout_loss_xx": "held-out loss, X-X batches", "heldout_loss_xy": "held-out loss, X-Y batches"}
 
 
 def save(fig: Figure, folder: str | Path, name: str) -> list[Path]:
@@ -38,7 +36,8 @@ def save(fig: Figure, folder: str | Path, name: str) -> list[Path]:
 
 
 def label(name: str) -> str:
-    return METRIC_LABELS.get(name, name)
+    """A metric's label from the one metric spec (``scaling.eval.metrics.METRICS``)."""
+    return metric_label(name)
 
 
 def plot_curve(curve: pd.DataFrame, *, x: str, title: str, ylabel: str, fits: dict | None = None,

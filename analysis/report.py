@@ -23,6 +23,7 @@ from analysis.fits import FitError, PowerLawFit, slope_beyond
 from analysis.per_language import language_matrix, per_language_scores
 from analysis.results import StudyResults, load
 from scaling.files import write_atomic
+from scaling.records import HELDOUT_KINDS, heldout_column
 
 MAIN_SETTINGS = (("mono", "map"), ("cross", "map"), ("multi", "map"), ("multi", "rank_distance"))
 
@@ -107,7 +108,7 @@ def build_report(results: StudyResults, out: Path, options: ReportOptions = Repo
 
     r.add("## Grid", "")
     grid_cols = [c for c in ("trial_id", "size", "non_embedding_params", "recipe", "num_languages", "seed",
-                             "heldout_loss_xy", "train_s") if c in results.trials]
+                             heldout_column("xy"), "train_s") if c in results.trials]
     r.add(*markdown_table(results.trials[grid_cols].sort_values([c for c in grid_cols if c != "trial_id"][:4])))
 
     benchmarks = [options.benchmark] if options.benchmark else sorted(results.metrics["benchmark"].unique())
@@ -231,21 +232,21 @@ def _training_sections(r: Report, results: StudyResults, out: Path, options: Rep
                  "training-loss", "training loss (InfoNCE, mean over the reporting window) against step")
     except ValueError as exc:
         r.add(f"No training curves: {exc}.", "")
-    for kind in ("xx", "xy"):  # recorded every run.heldout_every steps, when the study set it
-        column = f"heldout_loss_{kind}"
+    for kind in HELDOUT_KINDS:  # recorded every run.heldout_every steps, when the study set it
+        column = heldout_column(kind)
         if column in results.curves and results.curves[column].notna().any():
             curve = step_curve(results, column=column)
             r.figure(figures.plot_curve(curve, x="step", title=f"held-out loss, {kind.upper()} batches",
                                         ylabel=figures.label(column)), out, f"heldout-{kind}-vs-step",
                      f"held-out contrastive loss on {kind.upper()} batches against training step")
     if "size" in results.varying():
-        for kind in ("xx", "xy"):
+        for kind in HELDOUT_KINDS:
             try:
                 curve, fits = heldout_fits(results, kind=kind, n_bootstrap=options.n_bootstrap, seed=options.seed)
             except ValueError as exc:
                 r.add(f"No held-out loss ({kind}): {exc}.", "")
                 continue
-            column = f"heldout_loss_{kind}"
+            column = heldout_column(kind)
             r.add(f"Held-out loss on {kind.upper()} batches, power law in non-embedding parameters:", "",
                   *_fit_text(fits))
             r.figure(figures.plot_curve(curve, x="non_embedding_params", title=f"held-out loss, {kind.upper()} batches",

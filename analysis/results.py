@@ -1,7 +1,7 @@
 """A finished (or running) study as tidy pandas DataFrames, in one call.
 
 ``load(location)`` reads what ``jobs/sweep.py`` wrote (a local folder or a cloud URI, through
-``scaling.sweep.store.ResultStore``) into:
+``scaling.store.ResultStore``) into:
 
 * ``metrics``: one row per (trial, benchmark, setting, query language, candidate language,
   metric), with the trial's axes as columns and a ``recipe`` column (the strategy, with alpha for
@@ -19,21 +19,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from scaling.sweep.store import ResultStore
-
-# What identifies a trial's place in the grid, besides its seed (present in every study).
-GRID_AXES = ("size", "num_layers", "recipe", "num_languages", "languages")
-LOWER_IS_BETTER = frozenset({"rank_distance", "loss", "heldout_loss_xx", "heldout_loss_xy"})
-
-
-def recipe_name(strategy: str, alpha: float | None) -> str:
-    return f"hybrid a={alpha:g}" if strategy == "hybrid" and alpha is not None and not pd.isna(alpha) else strategy
+from scaling.records import GRID_AXES, HELDOUT_COLUMNS
+from scaling.store import ResultStore
 
 
 def _with_recipe(frame: pd.DataFrame) -> pd.DataFrame:
-    alpha = frame["alpha"] if "alpha" in frame else pd.Series([None] * len(frame), index=frame.index)
+    """Results record each trial's recipe (the strategy with its parameters, as its registry
+    labels it); a study written before that column existed names lines by strategy alone."""
+    if "recipe" in frame:
+        return frame
     frame = frame.copy()
-    frame["recipe"] = [recipe_name(s, a) for s, a in zip(frame["strategy"], alpha)]
+    frame["recipe"] = frame["strategy"]
     return frame
 
 
@@ -103,8 +99,7 @@ def load(location: str | Path | ResultStore) -> StudyResults:
     for trial_id in trials["trial_id"]:
         m = manifests.get(trial_id, {})
         final = m.get("final_metrics", {})
-        extra.append({"trial_id": trial_id,
-                      "heldout_loss_xx": final.get("heldout_loss_xx"), "heldout_loss_xy": final.get("heldout_loss_xy"),
+        extra.append({"trial_id": trial_id, **{c: final.get(c) for c in HELDOUT_COLUMNS},
                       "train_s": m.get("wall_s", {}).get("train"), "evaluate_s": m.get("wall_s", {}).get("evaluate"),
                       "training_languages": json.dumps(_training_languages(m, study))})
     trials = trials.merge(pd.DataFrame(extra), on="trial_id", how="left")

@@ -12,14 +12,14 @@ rows, training curves and held-out losses follow from it, so every view of the r
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-import pyarrow as pa
 
-from scaling.sweep.store import ResultStore
-from scaling.sweep.study import trial_id as study_trial_id
+from scaling.records import HELDOUT_COLUMNS, TrialRecord, axis_types
+from scaling.records import trial_id as study_trial_id
+from scaling.samplers import SamplerConfig
+from scaling.store import ResultStore
 
 LANGUAGES = ("en", "de", "es", "fr", "ru", "zh", "ar", "hi", "th", "tr", "vi", "el")
 
@@ -51,28 +51,33 @@ def write_synthetic_study(location: str, spec: SyntheticStudy = SyntheticStudy()
     if max_k + spec.zero_shot_languages > len(LANGUAGES):
         raise ValueError(f"at most {len(LANGUAGES) - spec.zero_shot_languages} training languages")
     evaluated = LANGUAGES[:max_k + spec.zero_shot_languages]
-    trials = []
+    cells = []
     for (label, params) in spec.sizes:
         for k in spec.language_counts:
             languages = list(LANGUAGES[:k])
             for recipe in spec.recipes:
                 for seed in spec.seeds:
-                    alpha = 0.5 if recipe == "hybrid" else None
-                    axes = {"model": "synthetic", "size": label, "num_layers": None, "strategy": recipe, "alpha": alpha,
+                    sampler = SamplerConfig.of(recipe, alpha=0.5) if recipe == "hybrid" else SamplerConfig.of(recipe)
+                    axes = {"model": "synthetic", "size": label, "num_layers": None, "strategy": recipe,
+                            "alpha": 0.5 if recipe == "hybrid" else None, "recipe": sampler.recipe,
                             "languages": languages, "num_languages": k, "seed": seed}
-                    trial_id = study_trial_id(axes)
-                    trials.append({"trial_id": trial_id, "axes": axes})
-                    error = spec.E + spec.A * params ** -spec.alpha
-                    multi = (1 - error + spec.advantage.get(recipe, 0.0)
-                             + spec.language_slope * max(0, k - spec.slope_from) + rng.normal(0, spec.noise))
-                    _write_trial(store, trial_id, axes, params, multi, languages, evaluated, spec, rng)
+                    cells.append((axes, params, recipe, k, languages))
+    types = axis_types([c[0] for c in cells])
+    trials = []
+    for axes, params, recipe, k, languages in cells:
+        trial_id = study_trial_id(axes)
+        trials.append({"trial_id": trial_id, "axes": axes})
+        error = spec.E + spec.A * params ** -spec.alpha
+        multi = (1 - error + spec.advantage.get(recipe, 0.0)
+                 + spec.language_slope * max(0, k - spec.slope_from) + rng.normal(0, spec.noise))
+        _write_trial(store, trial_id, axes, params, multi, languages, evaluated, spec, rng, types)
     store.write_json("study.json", {"config": {"study": {"name": spec.name, "description": "synthetic study"},
                                                "synthetic": asdict(spec)}, "trials": trials})
     return store
 
 
 def _write_trial(store: ResultStore, trial_id: str, axes: dict, params: int, multi: float, languages: list[str],
-                 evaluated: tuple[str, ...], spec: SyntheticStudy, rng: np.random.Generator) -> None:
+                 evaluated: tuple[str, ...], spec: SyntheticStudy, rng: np.random.Generator, types: dict) -> None:
     rows = []
 
     def add(setting: str, q: str, c: str, metric: str, value: float) -> None:
@@ -95,30 +100,17 @@ def _write_trial(store: ResultStore, trial_id: str, axes: dict, params: int, mul
     add("multi", "*", "*", "rank_distance", 400 * (1 - multi))
     add("mono", "*", "*", "map", np.mean([r["value"] for r in rows if r["setting"] == "mono"]))
     add("cross", "*", "*", "map", np.mean([r["value"] for r in rows if r["setting"] == "cross"]))
-    columns = {"study": spec.name, "trial_id": trial_id, "model": axes["model"], "size": axes["size"],
-               "num_layers": axes["num_layers"], "strategy": axes["strategy"], "alpha": axes["alpha"],
-               "languages": json.dumps(axes["languages"]), "num_languages": axes["num_languages"],
-               "seed": axes["seed"], "non_embedding_params": params, "total_params": params + 100_000_000}
-    types = {"num_layers": pa.int64(), "alpha": pa.float64(), "num_languages": pa.int64(), "seed": pa.int64(),
-             "non_embedding_params": pa.int64(), "total_params": pa.int64()}
-    table = pa.Table.from_pylist([{**columns, **r} for r in rows],
-                                 schema=pa.schema([(c, types.get(c, pa.string())) for c in columns]
-                                                  + [("benchmark", pa.string()), ("setting", pa.string()),
-                                                     ("query_lang", pa.string()), ("candidate_lang", pa.string()),
-                                                     ("metric", pa.string()), ("value", pa.float64())]))
-    steps = np.arange(10, spec.steps + 1, 10)
     final = 1.2 - multi
-    curve = pa.Table.from_pylist([{"trial_id": trial_id, "step": int(s), "loss": float(final + 2.0 * np.exp(-s / 30)),
-                                   "samples_per_s": 100.0,
-                                   # held-out loss every 50 steps, as run.heldout_every records it
-                                   "heldout_loss_xy": float(final + 0.5 + 2.0 * np.exp(-s / 30)) if s % 50 == 0 else None}
-                                  for s in steps])
-    manifest = {"trial_id": trial_id, "axes": axes, "seed": axes["seed"], "languages": languages,
-                "training_languages": languages, "synthetic": True,
-                "parameters": {"non_embedding": params, "total": params + 100_000_000},
-                "final_metrics": {"heldout_loss_xx": float(final), "heldout_loss_xy": float(final + 0.5)},
-                "wall_s": {"train": 1.0, "evaluate": 0.1}}
-    store.write_trial(trial_id, table, curve, manifest)
+    xx, xy = HELDOUT_COLUMNS
+    curve = [{"step": int(s), "loss": float(final + 2.0 * np.exp(-s / 30)), "samples_per_s": 100.0,
+              # held-out loss every 50 steps, as run.heldout_every records it
+              xy: float(final + 0.5 + 2.0 * np.exp(-s / 30)) if s % 50 == 0 else None}
+             for s in np.arange(10, spec.steps + 1, 10)]
+    record = TrialRecord(spec.name, trial_id, axes, {"non_embedding": params, "total": params + 100_000_000}, rows,
+                         curve, final={xx: float(final), xy: float(final + 0.5)}, wall_s={"train": 1.0, "evaluate": 0.1},
+                         manifest_extra={"seed": axes["seed"], "languages": languages, "training_languages": languages,
+                                         "synthetic": True})
+    store.write_record(record, types)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,7 +28,7 @@ def main() -> None:
     from sentence_transformers import SentenceTransformer, models
 
     source = "xquad-r" if os.environ.get("SCALING_DATA_DIR") else "parallel-qa:eval"
-    bench = load_benchmark(source)
+    bench = load_benchmark(source).single()
     texts = bench.candidates.column("text").to_pylist()[: args.n]
     ours = DualEncoder.from_config(EncoderConfig(model=args.model, max_length=args.max_length,
                                                  query_prefix="", passage_prefix=""))

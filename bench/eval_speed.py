@@ -25,7 +25,7 @@ def xquad_r(args) -> None:
     from scaling.eval.settings import evaluate_settings
     from scaling.models.encoder import DualEncoder, EncoderConfig
 
-    bench = load_benchmark("xquad-r")
+    bench = load_benchmark("xquad-r").single()
     encoder = DualEncoder.from_config(EncoderConfig())
     emb = embed_benchmark(encoder, bench)
     print(f"XQuAD-R embeddings: {'cached' if emb.cached else 'encoded'} in {emb.seconds:.1f} s "

@@ -40,7 +40,7 @@ def test_tatoeba_benchmark_is_per_language_both_directions(tmp_path):
     (tmp_path / "tatoeba.deu-eng.eng").write_text("Hello.\nThanks.\n", encoding="utf-8")
     benches = build_tatoeba(tmp_path)
     bench = benches["de"]
-    assert set(benches) == {"de"} and len(bench.queries) == 4 and len(bench.candidates) == 4
+    assert list(benches.members) == ["de"] and len(bench.queries) == 4 and len(bench.candidates) == 4
     assert bench.relevant("de/1") == {"en/1"} and bench.relevant("en/0") == {"de/0"}
 
 

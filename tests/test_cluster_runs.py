@@ -18,7 +18,7 @@ import yaml
 
 from conftest import TINY_STUDY
 from scaling.sweep.driver import load_results
-from scaling.sweep.store import ResultStore
+from scaling.store import ResultStore
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP = str(ROOT / "jobs" / "sweep.py")

@@ -17,7 +17,7 @@ from scaling.models.tiny import tiny_encoder
 
 @pytest.fixture(scope="module")
 def bench():
-    return load_benchmark("parallel-qa:eval", languages=["en", "de", "zh"])
+    return load_benchmark("parallel-qa:eval", languages=["en", "de", "zh"]).single()
 
 
 @pytest.fixture(scope="module")

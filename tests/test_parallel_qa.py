@@ -12,7 +12,7 @@ def test_train_split():
 
 
 def test_eval_split_is_a_merged_pool():
-    bench = load_benchmark("parallel-qa")
+    bench = load_benchmark("parallel-qa").single()
     s = bench.summary()
     assert bench.name == "parallel-qa:eval" and s["query_groups"] == 30
     assert s["queries_per_language"] == {lang: 30 for lang in LANGS}
@@ -25,11 +25,11 @@ def test_splits_are_disjoint_and_fixed():
     eval_groups = set(load_corpus("parallel-qa:eval").table.column("group_id").to_pylist())
     assert not eval_groups & set(train.table.column("group_id").to_pylist())
     assert {int(g.split("-")[1]) % 10 for g in eval_groups} == {3, 6, 9}
-    assert not check_overlap(train, load_benchmark("parallel-qa:eval")).overlaps
+    assert not check_overlap(train, load_benchmark("parallel-qa:eval").single()).overlaps
 
 
 def test_passages_have_one_to_three_sentences():
-    bench = load_benchmark("parallel-qa:train")
+    bench = load_benchmark("parallel-qa:train").single()
     per_paragraph = {}
     for cid in bench.candidates.column("id").to_pylist():
         lang, para, _ = cid.split("/")

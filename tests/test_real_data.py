@@ -12,12 +12,12 @@ XQUAD_R_LANGS = ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh
 
 @pytest.fixture(scope="module")
 def xquad_r(data_dir):
-    return load_benchmark("xquad-r", data_dir=data_dir)
+    return load_benchmark("xquad-r", data_dir=data_dir).single()
 
 
 @pytest.fixture(scope="module")
 def mlqa_r(data_dir):
-    return load_benchmark("mlqa-r", data_dir=data_dir)
+    return load_benchmark("mlqa-r", data_dir=data_dir).single()
 
 
 def test_xquad_r_pool(xquad_r):
@@ -73,7 +73,7 @@ def test_sib200(data_dir):
 def test_raw_xquad_with_romanian_is_split_and_aligned(data_dir):
     corpus = load_corpus("xquad", data_dir=data_dir, languages=["ro", "en"])
     assert corpus.languages == ("en", "ro") and corpus.num_groups == 1190 and len(corpus) == 2380
-    bench = load_benchmark("xquad", data_dir=data_dir, languages=["ro", "en"])
+    bench = load_benchmark("xquad", data_dir=data_dir, languages=["ro", "en"]).single()
     assert bench.summary()["relevant_per_query"] == {2: 2380}
 
 

@@ -22,7 +22,7 @@ def rows(corpus):
 @pytest.mark.parametrize("strategy", ["xx", "xy", "hybrid", "multilingual", "single"])
 def test_every_batch_has_the_promised_structure(corpus, strategy):
     groups, langs = rows(corpus)
-    sampler = make_sampler(SamplerConfig(strategy=strategy, batch_size=16, seed=3), corpus)
+    sampler = make_sampler(SamplerConfig.of(strategy, batch_size=16, seed=3), corpus)
     batches = list(sampler)
     assert len(batches) == len(sampler)  # the reported length is what it yields
     for b in batches:
@@ -42,10 +42,10 @@ def test_every_batch_has_the_promised_structure(corpus, strategy):
 
 
 def test_hybrid_mixes_at_rate_alpha(corpus):
-    sampler = make_sampler(SamplerConfig(strategy="hybrid", batch_size=8, alpha=0.3, steps_per_epoch=2000), corpus)
+    sampler = make_sampler(SamplerConfig.of("hybrid", batch_size=8, alpha=0.3, steps_per_epoch=2000), corpus)
     kinds = collections.Counter(b.kind for b in sampler)
     assert abs(kinds["xx"] / 2000 - 0.3) < 0.04 and set(kinds) == {"xx", "xy"}
-    only_xx = make_sampler(SamplerConfig(strategy="hybrid", batch_size=8, alpha=1.0), corpus)
+    only_xx = make_sampler(SamplerConfig.of("hybrid", batch_size=8, alpha=1.0), corpus)
     assert {b.kind for b in only_xx} == {"xx"}
 
 
@@ -55,15 +55,15 @@ def test_size_proportional_language_sampling():
         for lang in (["en", "de"] if g < 100 else ["en"]):
             rows_.append({"group_id": f"g{g}", "lang": lang, "query": f"q{g}{lang}", "passage": f"p{g}{lang}", "source": "s"})
     corpus = ParallelCorpus.from_rows(rows_, origin="toy")
-    sampler = make_sampler(SamplerConfig(strategy="xx", batch_size=4, language_sampling="size", steps_per_epoch=3000), corpus)
+    sampler = make_sampler(SamplerConfig.of("xx", batch_size=4, language_sampling="size", steps_per_epoch=3000), corpus)
     share_en = sum(b.languages == ("en",) for b in sampler) / 3000
     assert abs(share_en - 0.8) < 0.03  # 400 vs 100 groups
-    uniform = make_sampler(SamplerConfig(strategy="xx", batch_size=4, steps_per_epoch=3000), corpus)
+    uniform = make_sampler(SamplerConfig.of("xx", batch_size=4, steps_per_epoch=3000), corpus)
     assert abs(sum(b.languages == ("en",) for b in uniform) / 3000 - 0.5) < 0.04
 
 
 def test_deterministic_across_ranks_and_after_resume(corpus):
-    config = SamplerConfig(strategy="hybrid", batch_size=16, seed=7)
+    config = SamplerConfig.of("hybrid", batch_size=16, seed=7)
     a, b = make_sampler(config, corpus), make_sampler(config, corpus)  # two workers build their own
     full = [x for x in a] + [x for x in a]  # two epochs
     for x, y in zip(full, [y for y in b] + [y for y in b]):
@@ -83,7 +83,7 @@ def test_deterministic_across_ranks_and_after_resume(corpus):
     assert [x.step for x in first + rest] == list(range(len(c)))
     for x, y in zip(first + rest, full[:len(c)]):
         assert np.array_equal(x.query_rows, y.query_rows) and np.array_equal(x.passage_rows, y.passage_rows)
-    other_seed = make_sampler(SamplerConfig(strategy="hybrid", batch_size=16, seed=8), corpus)
+    other_seed = make_sampler(SamplerConfig.of("hybrid", batch_size=16, seed=8), corpus)
     assert not np.array_equal(next(iter(other_seed)).query_rows, full[0].query_rows)
     with pytest.raises(SamplerConfigError, match="does not match this run"):
         other_seed.load_state_dict(state)
@@ -91,15 +91,15 @@ def test_deterministic_across_ranks_and_after_resume(corpus):
 
 def test_bad_settings_are_refused_before_training(corpus):
     with pytest.raises(SamplerConfigError, match="unknown sampler.strategy 'mixed'"):
-        make_sampler(SamplerConfig(strategy="mixed"), corpus)
+        make_sampler(SamplerConfig.of("mixed"), corpus)
     with pytest.raises(SamplerConfigError, match=r"sampler.alpha must be in \[0, 1\]"):
-        make_sampler(SamplerConfig(strategy="hybrid", alpha=1.5), corpus)
+        make_sampler(SamplerConfig.of("hybrid", alpha=1.5), corpus)
     with pytest.raises(SamplerConfigError, match=r"training languages \['th'\] are not in the corpus"):
-        make_sampler(SamplerConfig(strategy="xy"), corpus, languages=["en", "th"])
+        make_sampler(SamplerConfig.of("xy"), corpus, languages=["en", "th"])
     with pytest.raises(SamplerConfigError, match="batch_size 100 is larger than the groups available for"):
-        make_sampler(SamplerConfig(strategy="xx", batch_size=100), corpus)
+        make_sampler(SamplerConfig.of("xx", batch_size=100), corpus)
     with pytest.raises(SamplerConfigError, match="sampler.language 'th'"):
-        make_sampler(SamplerConfig(strategy="single", language="th"), corpus)
+        make_sampler(SamplerConfig.of("single", language="th"), corpus)
 
 
 def test_bitext_cannot_make_monolingual_batches():
@@ -108,8 +108,8 @@ def test_bitext_cannot_make_monolingual_batches():
     corpus = ParallelCorpus.from_rows(rows_, origin="bitext")
     for strategy in ("xx", "hybrid", "multilingual"):
         with pytest.raises(SamplerConfigError, match="bitext"):
-            make_sampler(SamplerConfig(strategy=strategy, batch_size=4), corpus)
-    xy = make_sampler(SamplerConfig(strategy="xy", batch_size=4), corpus)
+            make_sampler(SamplerConfig.of(strategy, batch_size=4), corpus)
+    xy = make_sampler(SamplerConfig.of("xy", batch_size=4), corpus)
     b = next(iter(xy))
     assert all(q != p for q, p in zip(b.query_rows, b.passage_rows))
-    assert make_sampler(SamplerConfig(strategy="hybrid", alpha=0.0, batch_size=4), corpus).kind == "hybrid"
+    assert make_sampler(SamplerConfig.of("hybrid", alpha=0.0, batch_size=4), corpus).kind == "hybrid"

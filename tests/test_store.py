@@ -9,7 +9,7 @@ import pyarrow.fs as pafs
 import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 
-from scaling.sweep.store import ResultStore
+from scaling.store import attempt_name, trial_run_name, ResultStore
 
 
 def tables():
@@ -63,11 +63,13 @@ def test_local_writes_leave_no_temporary_files(tmp_path):
 
 def test_stale_runs_of_a_trial_are_removed(tmp_path):
     store = ResultStore(tmp_path)
-    for name in ("trial-ab12-0001/checkpoint_1", "trial-ab12-0002", "trial-cd34-0001"):
+    first, second = attempt_name(trial_run_name("ab12")), attempt_name(trial_run_name("ab12"))
+    other = attempt_name(trial_run_name("cd34"))
+    for name in (f"{first}/checkpoint_1", second, other, "trial-ab12-notes"):
         (tmp_path / "runs" / name).mkdir(parents=True)
-    removed = store.remove_stale_runs("ab12")
-    assert sorted(p.rsplit("/", 1)[1] for p in removed) == ["trial-ab12-0001", "trial-ab12-0002"]
-    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["trial-cd34-0001"]
+    removed = store.remove_stale_runs(trial_run_name("ab12"))
+    assert sorted(p.rsplit("/", 1)[1] for p in removed) == sorted([first, second])
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == sorted([other, "trial-ab12-notes"])
 
 
 def test_uris_and_errors(tmp_path, monkeypatch):
@@ -83,7 +85,7 @@ def test_uris_and_errors(tmp_path, monkeypatch):
 @pytest.mark.parametrize("kind", ["local", "object"])
 def test_damaged_trial_files_name_the_file_and_the_fix(kind, tmp_path):
     """A truncated or missing file in a finished trial: an error naming it and saying how to recover."""
-    from scaling.sweep.store import MissingResultFile, ResultFileError
+    from scaling.store import MissingResultFile, ResultFileError
 
     store = ResultStore(tmp_path / "study") if kind == "local" else memory_store(f"/bucket-{tmp_path.name}/study")
     metrics, curve = tables()

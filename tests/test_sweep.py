@@ -20,7 +20,7 @@ def test_quickstart_grid():
     assert {(t.axes["num_layers"], t.axes["strategy"]) for t in study.trials} == {
         (k, s) for k in (3, 6) for s in ("xx", "xy", "hybrid")}
     hybrid = next(t for t in study.trials if t.axes["strategy"] == "hybrid")
-    assert hybrid.config.sampler.alpha == 0.5 and hybrid.config.encoder.freeze_word_embeddings
+    assert hybrid.config.sampler.params.alpha == 0.5 and hybrid.config.encoder.freeze_word_embeddings
     assert len({t.trial_id for t in study.trials}) == 6
 
 
@@ -43,7 +43,7 @@ def test_nested_language_counts_params_and_overrides():
 @pytest.mark.parametrize("override,message", [
     ("axes.strategy=[mixed]", "axes.strategy 'mixed' is unknown"),
     ("axes.strategy=[{name: hybrid, alpha: 2}]", "alpha must be in"),
-    ("axes.size=[1]", "unknown axes"),
+    ("axes.size=[1]", "unknown setting axes.size"),
     ("train.optim.lrr=1", "unknown setting"),
     ("zero_shot=keep", "zero_shot must be 'drop' or 'refuse'"),
     ("benchmarks=[]", "list at least one evaluation benchmark"),

@@ -38,7 +38,7 @@ def test_two_workers_learn_checkpoint_crash_and_resume(tmp_path, ray_local):
     import torch
 
     from scaling.models.encoder import DualEncoder
-    from scaling.training.trainer import fit
+    from scaling.training.trainer import fit, plan_run
 
     corpus = toy_corpus(tmp_path / "toy.parquet")
     cfg = TrainConfig.from_dict({
@@ -50,9 +50,9 @@ def test_two_workers_learn_checkpoint_crash_and_resume(tmp_path, ray_local):
                 "report_every": 5, "checkpoint_every": 10, "fail_at_step": 25, "fail_by": "kill", "max_failures": 1,
                 "heldout_every": 20},
     })
-    result = fit(cfg)
+    result = fit(plan_run(cfg))
     # the same run without the crash: the resumed run continued the same sequence (batches, dropout)
-    straight = fit(cfg.with_overrides(["run.fail_at_step=null"]))
+    straight = fit(plan_run(cfg.with_overrides(["run.fail_at_step=null"])))
     assert straight.metrics["resumed_from"] == -1
     assert [h["loss"] for h in result.history] == pytest.approx([h["loss"] for h in straight.history], rel=1e-5)
     resumed_weights = DualEncoder.load(result.model_dir).backbone.state_dict()
@@ -78,7 +78,7 @@ def test_two_workers_learn_checkpoint_crash_and_resume(tmp_path, ray_local):
 
 
 def test_bad_configuration_fails_before_workers_start(tmp_path):
-    from scaling.training.trainer import prepare
+    from scaling.training.trainer import plan_run as prepare
 
     base = TrainConfig().with_overrides([f"run.storage_path={tmp_path}"])
     with pytest.raises(ValueError, match="unknown setting 'sampler.strategi'"):

@@ -8,8 +8,9 @@ from scaling.data.corpus import CORPUS_SCHEMA, ParallelCorpus
 from scaling.data.errors import DataError, SourceNotFoundError
 from scaling.data.overlap import OverlapReport, check_overlap, drop_overlaps
 from scaling.data.sources import REGISTRY, load_benchmark, load_corpus
+from scaling.data.suites import BenchmarkSuite, SuiteRule
 
 __all__ = [
-    "CORPUS_SCHEMA", "DataError", "OverlapReport", "ParallelCorpus", "REGISTRY", "RetrievalBenchmark",
-    "SourceNotFoundError", "check_overlap", "drop_overlaps", "load_benchmark", "load_corpus",
+    "BenchmarkSuite", "CORPUS_SCHEMA", "DataError", "OverlapReport", "ParallelCorpus", "REGISTRY", "RetrievalBenchmark",
+    "SourceNotFoundError", "SuiteRule", "check_overlap", "drop_overlaps", "load_benchmark", "load_corpus",
 ]

@@ -36,9 +36,8 @@ def inspect_corpus(args) -> None:
 
 
 def inspect_benchmark(args) -> None:
-    result = load_benchmark(args.source, data_dir=args.data_dir, languages=_languages(args.languages), lang=args.lang)
-    benches = result if isinstance(result, dict) else {None: result}
-    for bench in benches.values():
+    benches = load_benchmark(args.source, data_dir=args.data_dir, languages=_languages(args.languages), lang=args.lang)
+    for bench in benches:
         s = bench.summary()
         print(f"benchmark {s['name']}: {s['queries']} queries ({s['query_groups']} groups), "
               f"{s['candidates']} candidates; relevant per query: {s['relevant_per_query']}")
@@ -52,9 +51,7 @@ def inspect_benchmark(args) -> None:
 
 def overlap(args) -> None:
     corpus = load_corpus(args.corpus, data_dir=args.data_dir)
-    bench = load_benchmark(args.benchmark, data_dir=args.data_dir)
-    benches = bench.values() if isinstance(bench, dict) else [bench]
-    for b in benches:
+    for b in load_benchmark(args.benchmark, data_dir=args.data_dir):
         print(check_overlap(corpus, b, corpus_name=args.corpus).describe())
 
 

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from scaling.data.benchmark import RetrievalBenchmark
 from scaling.data.beir import read_beir
 from scaling.data.bitext import SIB_SPLITS, read_sib200_corpus, read_tatoeba_corpus
 from scaling.data.corpus import ParallelCorpus
@@ -30,6 +29,7 @@ from scaling.data.errors import DataError, SourceNotFoundError
 from scaling.data.lareqa import build_lareqa
 from scaling.data.qa import PassageUnit, read_squad_corpus
 from scaling.data.remote import cache_root, fetch_hub_dataset, fetch_url, offline
+from scaling.data.suites import BenchmarkSuite
 from scaling.data.tabular import TABULAR_SUFFIXES, read_tabular_corpus
 from scaling.data.tatoeba_retrieval import build_tatoeba
 from scaling.languages import UnknownLanguageError, canonical
@@ -265,9 +265,9 @@ def squad_folder_files(path: Path) -> dict[str, Path]:
 
 # ---- benchmarks ---------------------------------------------------------------------------
 def load_benchmark(source: str, *, data_dir: str | Path | None = None, languages: Sequence[str] | None = None,
-                   lang: str | None = None, qrels_split: str = "test"
-                   ) -> RetrievalBenchmark | dict[str, RetrievalBenchmark]:
-    """A retrieval benchmark; Tatoeba gives one benchmark per language (``{lang: benchmark}``).
+                   lang: str | None = None, qrels_split: str = "test") -> BenchmarkSuite:
+    """A suite of retrieval benchmarks (``scaling.data.suites``): one for a pool, one per
+    language for Tatoeba.
 
     ``parallel-qa`` defaults to its held-out ``eval`` split; ``xquad`` (raw) is split into sentences
     with ``sentence_splitter``, which adds Romanian to an XQuAD-R-style pool. A BEIR folder needs
@@ -280,11 +280,11 @@ def load_benchmark(source: str, *, data_dir: str | Path | None = None, languages
         codes = _file_codes(entry, languages)
         folder = locate(entry, directory=data_dir, codes=codes, split=split)
         if entry.kind == "tatoeba":
-            return build_tatoeba(folder, codes)
+            return build_tatoeba(folder, codes, source=source)
         if entry.kind == "sib-200":
             raise DataError("SIB-200 is a training corpus here, not a retrieval benchmark", file=name)
-        return build_lareqa(_squad_files(folder, entry, codes), name=_label(entry, split),
-                            split_sentences=entry.kind == "squad-raw")
+        return BenchmarkSuite.of(build_lareqa(_squad_files(folder, entry, codes), name=_label(entry, split),
+                                              split_sentences=entry.kind == "squad-raw"), source)
     path = Path(source).expanduser()
     if not path.is_dir():
         raise SourceNotFoundError("not a registered benchmark or a benchmark folder", file=source,
@@ -293,9 +293,9 @@ def load_benchmark(source: str, *, data_dir: str | Path | None = None, languages
     if kind == "beir":
         if lang is None:
             raise DataError("a BEIR folder has no language field", file=path, hint="pass its language (lang=... / --lang)")
-        return read_beir(path, lang=lang, split=qrels_split)
+        return BenchmarkSuite.of(read_beir(path, lang=lang, split=qrels_split), source)
     if kind == "tatoeba":
-        return build_tatoeba(path, languages)
+        return build_tatoeba(path, languages, source=source)
     if kind == "squad":
-        return build_lareqa(squad_folder_files(path), name=path.name, split_sentences=True)
+        return BenchmarkSuite.of(build_lareqa(squad_folder_files(path), name=path.name, split_sentences=True), source)
     raise DataError(f"a {kind} folder is a training corpus, not a benchmark", file=path)

@@ -2,7 +2,8 @@
 
 The English sides differ from file to file, so each language is its own two-language benchmark
 (never one merged English pool); line i of one side is the only relevant candidate of line i of
-the other.
+the other. XTREME's score, accuracy@1 per direction and its macro-average over languages, is
+the suite's rule (``TATOEBA_RULE``), not code of its own.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ from typing import Sequence
 
 from scaling.data.benchmark import RetrievalBenchmark
 from scaling.data.bitext import pick_language_codes, read_tatoeba_pair, tatoeba_languages
+from scaling.data.suites import BenchmarkSuite, SuiteRule
 from scaling.languages import canonical
 
+TATOEBA_RULE = SuiteRule(settings=("cross",), ks=(1,), metrics={"recall@1": "accuracy@1"}, pivot="en")
 
-def build_tatoeba(directory: Path, languages: Sequence[str] | None = None) -> dict[str, RetrievalBenchmark]:
-    """``{canonical language: benchmark}``; queries and candidates hold both sides."""
+
+def build_tatoeba(directory: Path, languages: Sequence[str] | None = None, source: str = "tatoeba") -> BenchmarkSuite:
+    """A suite keyed by canonical language; queries and candidates of each hold both sides."""
     out = {}
     for code in pick_language_codes(tatoeba_languages(directory), languages, directory, "Tatoeba"):
         xs, es = read_tatoeba_pair(directory, code)
@@ -29,4 +33,4 @@ def build_tatoeba(directory: Path, languages: Sequence[str] | None = None) -> di
             relevance[f"en/{i}"] = {f"{lang}/{i}": 1}
         candidates = [{"id": r["id"], "lang": r["lang"], "text": r["text"]} for r in rows]
         out[lang] = RetrievalBenchmark.from_rows(f"tatoeba-{lang}", rows, candidates, relevance)
-    return out
+    return BenchmarkSuite("tatoeba", out, TATOEBA_RULE, source)

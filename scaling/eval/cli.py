@@ -12,7 +12,7 @@ from pathlib import Path
 
 from scaling.data import DataError, load_benchmark
 from scaling.eval.embeddings import model_fingerprint
-from scaling.eval.evaluate import EvalConfig, EvalResult, evaluate_benchmark, evaluate_tatoeba, summary_rows, write_records
+from scaling.eval.evaluate import EvalConfig, EvalResult, evaluate_suite, summary_rows, write_records
 from scaling.models.encoder import DualEncoder, EncoderConfig
 from scaling.models.offline_e5 import OfflineModelMissing
 from scaling.files import write_atomic
@@ -56,16 +56,12 @@ def run(args: argparse.Namespace) -> EvalResult:
     languages = [v.strip() for v in args.languages.split(",")] if args.languages else None
     result = EvalResult()
     model_key = model_fingerprint(encoder)  # weights are fixed for the whole run: hash them once
-    names = []
+    suites = []
     start = time.perf_counter()
     for source in args.benchmark:
-        bench = load_benchmark(source, data_dir=args.data_dir, languages=languages, lang=args.lang)
-        if isinstance(bench, dict):
-            evaluate_tatoeba(encoder, bench, config, result, model_key)
-            names.append("tatoeba")
-        else:
-            evaluate_benchmark(encoder, bench, config, result, model_key)
-            names.append(bench.name)
+        suite = load_benchmark(source, data_dir=args.data_dir, languages=languages, lang=args.lang)
+        evaluate_suite(encoder, suite, config, result, model_key)
+        suites.append(suite)
     out = Path(args.out)
     write_records(result, out / "metrics.parquet")
     manifest = {"command": sys.argv, "model": args.model, "encoder": encoder.describe(), "evaluation": asdict(config),
@@ -75,11 +71,13 @@ def run(args: argparse.Namespace) -> EvalResult:
     write_atomic(out / "manifest.json", json.dumps(manifest, indent=1, default=str))
 
     print(f"{'benchmark':<18}{'mono mAP':>10}{'cross mAP':>11}{'multi mAP':>11}{'rank dist':>11}")
-    for row in summary_rows(result, [n for n in names if n != "tatoeba"]):
+    for row in summary_rows(result, [b.name for suite in suites if suite.rule.pivot is None for b in suite]):
         print(f"{row[0]:<18}{row[1]:>10}{row[2]:>11}{row[3]:>11}{row[4]:>11}")
-    if "tatoeba" in names:
-        xx_en, en_xx = result.value("tatoeba", "cross", "accuracy@1", "*", "en"), result.value("tatoeba", "cross", "accuracy@1", "en", "*")
-        print(f"tatoeba accuracy@1: xx->en {xx_en:.3f}, en->xx {en_xx:.3f}")
+    for suite in (s for s in suites if s.rule.pivot is not None):  # per direction to and from the pivot language
+        pivot, (setting, metric) = suite.rule.pivot, (suite.rule.settings[0], next(iter(suite.rule.metrics.values())))
+        to_pivot, from_pivot = (result.value(suite.name, setting, metric, "*", pivot),
+                                result.value(suite.name, setting, metric, pivot, "*"))
+        print(f"{suite.name} {metric}: xx->{pivot} {to_pivot:.3f}, {pivot}->xx {from_pivot:.3f}")
     for key, seconds in result.timings.items():
         print(f"time {key}: {seconds:.1f} s" + (" (cached embeddings)" if key.endswith("/encode") and result.cached.get(key.rsplit('/', 1)[0]) else ""))
     for note in result.notes:

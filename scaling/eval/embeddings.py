@@ -1,6 +1,6 @@
 """Encode a benchmark once and cache the embeddings on disk.
 
-The cache key is a hash of the model's weights, the benchmark's texts and ids, and the encoding
+The cache key is the model family's fingerprint of the weights, the benchmark's texts and ids, and the encoding
 settings (prefixes, pooling, maximum length, normalisation), so a retrained checkpoint or a
 changed prefix never reuses stale vectors, and every setting and metric reuses one encoding.
 Entries are written to a temporary folder and renamed into place: never half-written.
@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from scaling.data.benchmark import RetrievalBenchmark
 from scaling.data.remote import cache_root
@@ -26,13 +25,10 @@ from scaling.models.encoder import DualEncoder
 
 
 def model_fingerprint(encoder: DualEncoder) -> str:
-    """Hash of every weight (names, shapes, bytes): two checkpoints share it only if identical."""
-    h = hashlib.blake2b(digest_size=16)
-    for name, tensor in sorted(encoder.backbone.state_dict().items()):
-        t = tensor.detach().cpu().contiguous()
-        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.dtype == torch.bfloat16 else t.numpy().tobytes())
-    return h.hexdigest()
+    """The model family's cheap identity of the weights (``ModelFamily.fingerprint``)."""
+    from scaling.models.families import family_for
+
+    return family_for(encoder.config.model).fingerprint(encoder)
 
 
 @dataclass(frozen=True)

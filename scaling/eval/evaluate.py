@@ -1,22 +1,26 @@
-"""Evaluate an encoder on benchmarks: embed (cached), rank exactly, score every setting.
+"""Evaluate an encoder on benchmark suites: embed (cached), rank exactly, score every setting.
 
 Results are tidy records ``benchmark, setting, query_lang, candidate_lang, metric, value`` that
-``jobs/evaluate.py`` and the sweep write to Parquet.
+``jobs/evaluate.py`` and the sweep write to Parquet. A suite's rule (``scaling.data.suites``)
+says which settings, cut-offs and metrics its members get and how their rows are reported.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Sequence
 
+import numpy as np
 import pyarrow as pa
 
 from scaling.data.benchmark import RetrievalBenchmark
+from scaling.data.suites import BenchmarkSuite
 from scaling.eval.embeddings import embed_benchmark, model_fingerprint
+from scaling.eval.metrics import RANKING_FAMILIES
 from scaling.eval.ranks import compute_ranks
-from scaling.eval.settings import SETTINGS, MetricRecord, evaluate_settings
+from scaling.eval.settings import ALL, SETTINGS, MetricRecord, evaluate_settings
 from scaling.models.encoder import DualEncoder
 
 RECORD_SCHEMA = pa.schema([("benchmark", pa.string()), ("setting", pa.string()), ("query_lang", pa.string()),
@@ -25,16 +29,33 @@ RECORD_SCHEMA = pa.schema([("benchmark", pa.string()), ("setting", pa.string()),
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Evaluation settings, recorded with results."""
+    """Evaluation settings (a study's ``eval:`` section), recorded with results."""
 
     settings: tuple[str, ...] = SETTINGS
     ks: tuple[int, ...] = (1, 10, 100)
+    metrics: tuple[str, ...] = RANKING_FAMILIES  # metric families to report ("queries" counts always are)
     batch_size: int = 64
+    max_length: int | None = None  # None: the length the model was trained with
     query_chunk: int | None = None  # default: as many queries as fit memory_mb of scores
     memory_mb: int = 256
     device: str | None = None
     cache_dir: str | None = None
     use_cache: bool = True
+
+    def __post_init__(self) -> None:
+        bad = [s for s in self.settings if s not in SETTINGS]
+        if bad or not self.settings:
+            raise ValueError(f"eval.settings {list(self.settings)}: choose one or more of {list(SETTINGS)}")
+        if not self.ks or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in self.ks):
+            raise ValueError(f"eval.ks must be a list of integers >= 1, not {list(self.ks)}")
+        unknown = [m for m in self.metrics if m not in RANKING_FAMILIES]
+        if unknown or not self.metrics:
+            raise ValueError(f"eval.metrics {list(self.metrics)}: choose from {list(RANKING_FAMILIES)}")
+        for name in ("batch_size", "memory_mb"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"eval.{name} must be >= 1, not {getattr(self, name)}")
+        if self.max_length is not None and self.max_length < 2:
+            raise ValueError(f"eval.max_length must be at least 2 or unset, not {self.max_length}")
 
 
 @dataclass
@@ -55,10 +76,21 @@ class EvalResult:
                 return r.value
         raise KeyError(f"no record {benchmark}/{setting}/{metric}/{query_lang}->{candidate_lang}")
 
+    def absorb(self, other: "EvalResult") -> None:
+        self.timings.update(other.timings)
+        self.cached.update(other.cached)
+        self.notes += other.notes
+
+
+def _reported(name: str, families: Sequence[str]) -> bool:
+    return name == "queries" or name.split("@", 1)[0] in families
+
 
 def evaluate_benchmark(encoder: DualEncoder, bench: RetrievalBenchmark, config: EvalConfig = EvalConfig(),
                        result: EvalResult | None = None, model_key: str | None = None) -> EvalResult:
     result = result if result is not None else EvalResult()
+    if config.max_length is not None and config.max_length != encoder.config.max_length:
+        encoder.config = replace(encoder.config, max_length=config.max_length)
     emb = embed_benchmark(encoder, bench, batch_size=config.batch_size, cache_dir=config.cache_dir,
                           device=config.device, use_cache=config.use_cache, model_key=model_key)
     start = time.perf_counter()
@@ -68,33 +100,41 @@ def evaluate_benchmark(encoder: DualEncoder, bench: RetrievalBenchmark, config: 
     result.timings[f"{bench.name}/encode"] = emb.seconds
     result.timings[f"{bench.name}/search"] = time.perf_counter() - start
     result.cached[bench.name] = emb.cached
-    result.records += scored.records
+    result.records += [r for r in scored.records if _reported(r.metric, config.metrics)]
     result.notes += list(bench.notes) + scored.notes
     return result
 
 
-def evaluate_tatoeba(encoder: DualEncoder, benches: Mapping[str, RetrievalBenchmark],
-                     config: EvalConfig = EvalConfig(), result: EvalResult | None = None,
-                     model_key: str | None = None) -> EvalResult:
-    """XTREME's Tatoeba score: accuracy@1 in both directions per language, and their macro-averages."""
+def evaluate_suite(encoder: DualEncoder, suite: BenchmarkSuite, config: EvalConfig = EvalConfig(),
+                   result: EvalResult | None = None, model_key: str | None = None) -> EvalResult:
+    """Every member of a suite under the suite's rule (see ``scaling.data.suites.SuiteRule``)."""
     result = result if result is not None else EvalResult()
-    model_key = model_key or model_fingerprint(encoder)  # once, not once per language
-    tatoeba_config = EvalConfig(**{**asdict(config), "settings": ("cross",), "ks": (1,)})
-    per_direction: dict[str, list[float]] = {"xx->en": [], "en->xx": []}
-    for lang, bench in sorted(benches.items()):
-        part = evaluate_benchmark(encoder, bench, tatoeba_config, model_key=model_key)
-        result.timings.update(part.timings)
-        result.cached.update(part.cached)
-        result.notes += part.notes
+    model_key = model_key or model_fingerprint(encoder)  # once, not once per member
+    rule = suite.rule
+    member_config = replace(config, settings=rule.settings or config.settings, ks=rule.ks or config.ks,
+                            metrics=config.metrics if rule.metrics is None else RANKING_FAMILIES)
+    if rule.pivot is None and rule.metrics is None:
+        for bench in suite:
+            evaluate_benchmark(encoder, bench, member_config, result, model_key)
+        return result
+    per_direction: dict[tuple[str, str, str, str], list[float]] = {}
+    for bench in suite:
+        part = evaluate_benchmark(encoder, bench, member_config, model_key=model_key)
+        result.absorb(part)
         for r in part.records:
-            if r.metric == "recall@1" and r.query_lang != "*":
-                result.records.append(MetricRecord("tatoeba", "cross", r.query_lang, r.candidate_lang,
-                                                   "accuracy@1", r.value))
-                per_direction["en->xx" if r.query_lang == "en" else "xx->en"].append(r.value)
-    for direction, values in per_direction.items():
-        if values:
-            q, c = ("*", "en") if direction == "xx->en" else ("en", "*")
-            result.records.append(MetricRecord("tatoeba", "cross", q, c, "accuracy@1", sum(values) / len(values)))
+            if rule.metrics is not None and r.metric not in rule.metrics:
+                continue
+            metric = rule.metrics[r.metric] if rule.metrics is not None else r.metric
+            if rule.pivot is None:
+                result.records.append(replace(r, metric=metric))
+                continue
+            if r.query_lang == ALL:
+                continue
+            result.records.append(MetricRecord(suite.name, r.setting, r.query_lang, r.candidate_lang, metric, r.value))
+            direction = (ALL, rule.pivot) if r.candidate_lang == rule.pivot else (rule.pivot, ALL)
+            per_direction.setdefault((r.setting, *direction, metric), []).append(r.value)
+    for (setting, q, c, metric), values in per_direction.items():
+        result.records.append(MetricRecord(suite.name, setting, q, c, metric, float(np.mean(values))))
     return result
 
 

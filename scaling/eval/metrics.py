@@ -4,9 +4,14 @@ Input everywhere: ``ranks`` (Q, R), the 1-based rank of each relevant candidate 
 being scored, 0 where the slot is padding or the candidate is outside the pool; ``grades`` (Q, R)
 the relevance grades. Ranks are distinct within a row (ties are broken before this point), so
 "relevant items ranked at or above r" is r's position among the sorted ranks.
+
+``METRICS`` is the one spec of every metric's label and direction (higher or lower is better):
+evaluation, the sweep's records and the analysis package all read it.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -55,3 +60,54 @@ def rank_distance(ranks: np.ndarray) -> np.ndarray:
     hi = np.where(present, ranks, 0).max(axis=1)
     lo = np.where(present, ranks, np.iinfo(np.int64).max).min(axis=1)
     return np.where(present.any(axis=1), hi - lo, 0).astype(np.float64)
+
+
+# ---- the metric spec: every metric's direction and label, for evaluation and analysis alike ----
+@dataclass(frozen=True)
+class MetricSpec:
+    """A metric family: its label and direction; ``@k`` families take a cut-off (``recall@10``)."""
+
+    family: str
+    label: str
+    higher_is_better: bool = True
+    at_k: bool = False
+
+    def label_for(self, name: str) -> str:
+        return self.label + name[len(self.family):] if self.at_k else self.label
+
+
+METRICS: dict[str, MetricSpec] = {s.family: s for s in (
+    MetricSpec("map", "mAP"),
+    MetricSpec("recall", "recall", at_k=True),
+    MetricSpec("ndcg", "nDCG", at_k=True),
+    MetricSpec("mrr", "MRR", at_k=True),
+    MetricSpec("accuracy", "accuracy", at_k=True),
+    MetricSpec("rank_distance", "rank distance (lower is better)", higher_is_better=False),
+    MetricSpec("queries", "queries scored"),
+    MetricSpec("loss", "training loss (InfoNCE)", higher_is_better=False),
+    MetricSpec("heldout_loss_xx", "held-out loss, X-X batches", higher_is_better=False),
+    MetricSpec("heldout_loss_xy", "held-out loss, X-Y batches", higher_is_better=False),
+)}
+RANKING_FAMILIES = ("map", "recall", "ndcg", "mrr", "rank_distance")  # what evaluation can compute
+
+
+def metric_spec(name: str) -> MetricSpec:
+    """The spec of a metric name such as ``map``, ``ndcg@10`` or ``heldout_loss_xy``."""
+    family = name.split("@", 1)[0]
+    if family not in METRICS:
+        raise KeyError(f"unknown metric {name!r}; known families: {sorted(METRICS)}")
+    return METRICS[family]
+
+
+def lower_is_better(name: str) -> bool:
+    try:
+        return not metric_spec(name).higher_is_better
+    except KeyError:
+        return False
+
+
+def metric_label(name: str) -> str:
+    try:
+        return metric_spec(name).label_for(name)
+    except KeyError:
+        return name

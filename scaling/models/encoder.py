@@ -8,7 +8,6 @@ their first k layers, which is how a pretrained model becomes a size ladder.
 from __future__ import annotations
 
 import json
-import logging
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,10 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from scaling.models.offline_e5 import HUB_NAME, ensure_offline_e5, resolve_model_path
 from scaling.models.unpadded import unpad_linears
 
-log = logging.getLogger(__name__)
 Pooling = Literal["cls", "mean", "last"]
 TextKind = Literal["query", "passage"]
 
@@ -76,7 +73,10 @@ _LAYER_PATHS = (("encoder", "layer"), ("layers",), ("h",))  # BERT/XLM-R, Llama-
 
 
 def _layer_list(backbone: nn.Module) -> tuple[nn.Module, str, nn.ModuleList] | None:
-    """(owner, attribute, layers): where the transformer blocks live, or None if not found."""
+    """(owner, attribute, layers): where the transformer blocks live, or None if not found.
+    Wrappers that hide the model (peft's ``get_base_model``) are looked through."""
+    if hasattr(backbone, "get_base_model"):
+        backbone = backbone.get_base_model()
     for *owner_path, name in _LAYER_PATHS:
         owner = backbone
         for part in owner_path:
@@ -108,35 +108,42 @@ def _load_backbone(path: str):
         return AutoModel.from_pretrained(path)
 
 
+def load_hf_encoder(path: str, config: EncoderConfig) -> "DualEncoder":
+    """A backbone and tokenizer from a Hugging Face folder or hub name, with ``config``'s settings."""
+    from transformers import AutoTokenizer
+
+    return DualEncoder(_load_backbone(path), AutoTokenizer.from_pretrained(path), config)
+
+
 class DualEncoder(nn.Module):
     """Shared-weight query/passage encoder returning one (normalised) vector per text."""
 
     def __init__(self, backbone: nn.Module, tokenizer, config: EncoderConfig) -> None:
+        from scaling.models.families import ensure_pad_token
+
         super().__init__()
         self.backbone = backbone
         self.tokenizer = tokenizer
         self.config = config
+        self.pad_id = ensure_pad_token(tokenizer, config.model)
         if config.num_layers is not None:
             _truncate_layers(backbone, config.num_layers)
         if config.freeze_word_embeddings:
             self.word_embeddings().weight.requires_grad_(False)
-        found = _layer_list(backbone) if config.skip_padding else None
-        self.real_tokens = unpad_linears(found[2]) if found else None  # None: the backbone pads as usual
+        self.real_tokens = None  # None: the backbone pads as usual
+        if config.skip_padding:
+            found = _layer_list(backbone)
+            if found is None:
+                raise ValueError(f"encoder.skip_padding is on, but the transformer layers of {type(backbone).__name__} "
+                                 "were not found (looked for encoder.layer, layers, h); set encoder.skip_padding: false")
+            self.real_tokens = unpad_linears(found[2])
 
     @classmethod
     def from_config(cls, config: EncoderConfig) -> "DualEncoder":
-        from transformers import AutoTokenizer
+        """Built by the model's family (``scaling.models.families``), chosen by its name."""
+        from scaling.models.families import family_for
 
-        path = resolve_model_path(config.model)
-        try:
-            backbone, tokenizer = _load_backbone(path), AutoTokenizer.from_pretrained(path)
-        except OSError:
-            if config.model != HUB_NAME:
-                raise
-            log.warning("%s is not reachable; using the packaged offline conversion instead", HUB_NAME)
-            path = str(ensure_offline_e5())
-            backbone, tokenizer = _load_backbone(path), AutoTokenizer.from_pretrained(path)
-        return cls(backbone, tokenizer, config)
+        return family_for(config.model).build(config)
 
     def save(self, folder: str | Path) -> Path:
         """A Hugging Face folder (weights, tokenizer) plus ``encoder.json`` (pooling, prefixes...)."""
@@ -202,10 +209,9 @@ class DualEncoder(nn.Module):
         order = np.argsort(-lengths, kind="stable")
         dim = int(self.backbone.config.hidden_size)
         out = np.empty((len(texts), dim), dtype=np.float32)
-        pad = self.tokenizer.pad_token_id or 0
         for start in range(0, len(texts), batch_size):
             idx = order[start:start + batch_size]
-            ids, mask = pad_batch([enc["input_ids"][i] for i in idx], pad)
+            ids, mask = pad_batch([enc["input_ids"][i] for i in idx], self.pad_id)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 vectors = self(ids.to(device), mask.to(device))
             out[idx] = vectors.float().cpu().numpy()

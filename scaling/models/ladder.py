@@ -42,14 +42,9 @@ class SizeLadder:
 
 def measure(configs: Sequence[EncoderConfig], texts: Sequence[str] = ("a", "b")) -> list[dict[str, int]]:
     """Build each rung and count its parameters (total, non-embedding, trainable)."""
-    from scaling.models.encoder import DualEncoder
-    from scaling.models.tiny import parse_tiny_spec, tiny_encoder
+    from scaling.models.families import family_for
 
     out = []
     for cfg in configs:
-        if cfg.model.startswith("tiny:"):
-            enc = tiny_encoder(texts, **parse_tiny_spec(cfg.model))
-        else:
-            enc = DualEncoder.from_config(cfg)
-        out.append(enc.parameter_counts())
+        out.append(family_for(cfg.model).instantiate(cfg, texts, 0).parameter_counts())
     return out

@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import collections
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from scaling.data.corpus import ParallelCorpus
 from scaling.languages import canonical
-
-
-class SamplerConfigError(ValueError):
-    """A sampler setting that cannot work with this corpus; raised before any worker starts."""
+from scaling.samplers.errors import SamplerConfigError
 
 
 @dataclass(frozen=True)
@@ -97,25 +94,38 @@ class SamplerState:
 
 @dataclass
 class BatchSampler:
-    """Base: subclasses implement ``draw(rng, step)`` returning one global batch."""
+    """Base: subclasses implement ``draw(rng, step)`` returning one global batch.
+
+    ``params`` is the strategy's own parameters dataclass (see ``registry``); ``validate()``
+    refuses a corpus the strategy cannot draw from, then ``setup()`` builds what ``draw`` uses.
+    """
 
     index: CorpusIndex
     batch_size: int
     seed: int = 0
     steps_per_epoch: int | None = None
+    params: Any = None  # None: the strategy's default parameters
     state: SamplerState = field(default_factory=SamplerState)
     kind = "base"
 
     def __post_init__(self) -> None:
         if self.batch_size < 2:
             raise SamplerConfigError(f"batch_size must be at least 2 (in-batch negatives), not {self.batch_size}")
+        if self.params is None:
+            from scaling.samplers.registry import get_strategy
+
+            self.params = get_strategy(self.kind).params()
         self.validate()
+        self.setup()
         if self.steps_per_epoch is None:
             self.steps_per_epoch = max(1, self.eligible_rows() // self.batch_size)
 
     # ---- to implement ---------------------------------------------------------------------
     def validate(self) -> None:
-        """Refuse settings that cannot produce batches (clear errors, before training starts)."""
+        """Refuse a corpus this strategy cannot draw batches from (clear errors, before training)."""
+
+    def setup(self) -> None:
+        """Build what ``draw`` needs (after ``validate`` passed)."""
 
     def eligible_rows(self) -> int:
         return self.index.num_rows

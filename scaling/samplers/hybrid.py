@@ -8,27 +8,43 @@ import numpy as np
 
 from scaling.samplers.base import Batch, BatchSampler, SamplerConfigError
 from scaling.samplers.crosslingual import CrossLingualSampler
-from scaling.samplers.monolingual import MonolingualSampler
+from scaling.samplers.monolingual import LanguageSampling, MonolingualSampler
+from scaling.samplers.registry import register_strategy
+
+
+@dataclass(frozen=True)
+class HybridParams(LanguageSampling):
+    alpha: float = 0.5  # probability of an X-X batch
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not 0.0 <= self.alpha <= 1.0:
+            raise SamplerConfigError(f"sampler.alpha must be in [0, 1], not {self.alpha!r}")
 
 
 @dataclass
 class HybridSampler(BatchSampler):
-    alpha: float = 0.5
-    language_sampling: str = "uniform"
-    temperature: float = 1.0
     kind = "hybrid"
 
-    def validate(self) -> None:
-        if not 0.0 <= self.alpha <= 1.0:
-            raise SamplerConfigError(f"sampler.alpha must be in [0, 1], not {self.alpha}")
+    def _parts(self) -> tuple[MonolingualSampler | None, CrossLingualSampler | None]:
         common = dict(index=self.index, batch_size=self.batch_size, seed=self.seed, steps_per_epoch=1)
-        self._xx = MonolingualSampler(**common, language_sampling=self.language_sampling,
-                                      temperature=self.temperature) if self.alpha > 0 else None
-        self._xy = CrossLingualSampler(**common) if self.alpha < 1 else None
+        p = self.params
+        xx = MonolingualSampler(**common, params=LanguageSampling(p.language_sampling, p.temperature)) if p.alpha > 0 else None
+        xy = CrossLingualSampler(**common) if p.alpha < 1 else None
+        return xx, xy
+
+    def validate(self) -> None:
+        self._parts()  # each part refuses what it cannot draw
+
+    def setup(self) -> None:
+        self._xx, self._xy = self._parts()
 
     def eligible_rows(self) -> int:
         return max(s.eligible_rows() for s in (self._xx, self._xy) if s is not None)
 
     def draw(self, rng: np.random.Generator, step: int) -> Batch:
-        part = self._xx if rng.random() < self.alpha else self._xy
+        part = self._xx if rng.random() < self.params.alpha else self._xy
         return part.draw(rng, step)
+
+
+register_strategy("hybrid", HybridParams, HybridSampler, label=lambda p: f"hybrid a={p.alpha:g}", axis_params=("alpha",))

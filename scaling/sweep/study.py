@@ -3,41 +3,68 @@
 Sections (validated before Ray starts; errors name the setting):
 
 * ``study``: name, description;
-* ``axes``: ``model`` (a size ladder or a list of encoder settings), ``languages`` (explicit
-  lists, or counts k of a nested ordering), ``strategy`` (names, or ``{name: hybrid, alpha: a}``),
-  ``seed``, and ``params`` (any other training setting by its dotted name, with a list of values);
-* ``train``: the fixed training configuration (sections of ``TrainConfig``);
-* ``benchmarks``: evaluation sources; ``zero_shot``: ``drop`` or ``refuse`` overlapping items;
-* ``resources``: workers per trial, CPUs and GPUs per worker, concurrent trials;
-* ``storage``: a local folder (cloud URIs are refused for now);
+* ``axes``: ``model`` (a size ladder, or a list of model names or encoder settings, each entry
+  overriding ``train.encoder`` for its trials), ``languages`` (explicit lists, or counts k of a
+  nested ordering), ``strategy`` (names, or ``{name: hybrid, alpha: a}`` with any parameters of
+  that registered strategy), ``seed``, and ``params`` (any other training setting by its dotted
+  name, with a list of values);
+* ``train``: the fixed training configuration (sections of ``TrainConfig``; ``train.sampler``
+  may hold parameters of any strategy on the axis, each trial takes those of its own);
+* ``benchmarks``: evaluation sources; ``eval``: evaluation options (``EvalConfig``: settings,
+  ks, metrics, batch_size, max_length, memory_mb, device); ``zero_shot``: ``drop`` or ``refuse``
+  overlapping items;
+* ``resources``: workers per trial, CPUs and GPUs per worker (fractions stay fractions),
+  concurrent trials, and the evaluation stage's own CPUs and GPUs;
+* ``storage``: a local folder or a cloud URI;
 * ``keep_models``: keep each trial's final model (default true; resume checkpoints are always
   removed once a trial's results are written).
 
-Every trial's identity is a hash of its axis values, so a resumed study recognises finished
-trials whatever order the grid is expanded in.
+Every trial's identity is a hash of its axis values (``scaling.records.trial_id``), so a resumed
+study recognises finished trials whatever order the grid is expanded in.
 """
 
 from __future__ import annotations
 
-import hashlib
+import copy
+import difflib
 import itertools
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from scaling.eval.evaluate import EvalConfig
 from scaling.languages import LanguageOrdering, canonical_many
+from scaling.models.encoder import EncoderConfig
 from scaling.models.ladder import SizeLadder
-from scaling.samplers import STRATEGIES
-from scaling.training.config import TrainConfig, parse_override
+from scaling.plan import TrialResources
+from scaling.records import trial_id
+from scaling.samplers import STRATEGIES, SamplerConfigError, get_strategy
+from scaling.training.config import SAMPLER_SHARED, TrainConfig, parse_override
 
-SECTIONS = ("study", "axes", "train", "benchmarks", "zero_shot", "resources", "storage", "keep_models")
+SECTIONS = ("study", "axes", "train", "benchmarks", "eval", "zero_shot", "resources", "storage", "keep_models")
+AXES = ("model", "languages", "strategy", "seed", "params")
+EVAL_KEYS = ("settings", "ks", "metrics", "batch_size", "max_length", "memory_mb", "device")
 
 
 class StudyConfigError(ValueError):
     """A study setting that cannot work; the message names it."""
+
+
+def _strict(raw: Any, known: tuple[str, ...] | list[str], where: str) -> dict:
+    """``raw`` as a mapping whose keys are all in ``known``; else an error with the closest name."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise StudyConfigError(f"{where} should be a mapping, found {type(raw).__name__}")
+    for key in raw:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), list(known), n=1)
+            raise StudyConfigError(f"unknown setting {where}.{key}" + (f" (did you mean {where}.{close[0]}?)" if close else "")
+                                   + f"; {where} accepts {list(known)}")
+    return raw
 
 
 @dataclass(frozen=True)
@@ -46,6 +73,28 @@ class Resources:
     cpus_per_worker: float = 0.5
     gpus_per_worker: float = 0.0
     concurrent_trials: int = 1
+    eval_cpus: float = 1.0  # the evaluation stage's own reservation, after training releases its workers
+    eval_gpus: float = 0.0
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> "Resources":
+        raw = _strict(raw, [f.name for f in fields(cls)], "resources")
+        for f in fields(cls):
+            if f.name in raw:
+                value, integer = raw[f.name], f.type == "int"
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not float(value).is_integer()):
+                    raise StudyConfigError(f"resources.{f.name} should be {'an integer' if integer else 'a number'}, "
+                                           f"got {value!r}")
+        out = cls(**raw)
+        if out.workers_per_trial < 1 or out.concurrent_trials < 1:
+            raise StudyConfigError("resources.workers_per_trial and resources.concurrent_trials must be >= 1")
+        if out.cpus_per_worker <= 0 or min(out.gpus_per_worker, out.eval_cpus, out.eval_gpus) < 0:
+            raise StudyConfigError("resources: cpus_per_worker must be > 0; GPUs and evaluation CPUs >= 0")
+        return out
+
+    def for_trial(self) -> TrialResources:
+        return TrialResources(self.workers_per_trial, self.cpus_per_worker, self.gpus_per_worker,
+                              self.eval_cpus, self.eval_gpus)
 
 
 @dataclass(frozen=True)
@@ -65,7 +114,8 @@ class Study:
     resources: Resources
     storage: str
     keep_models: bool
-    raw: dict = field(repr=False)  # the resolved YAML, recorded with results
+    eval: EvalConfig = EvalConfig()
+    raw: dict = field(default_factory=dict, repr=False)  # the resolved YAML, recorded with results
 
     def estimated_steps(self) -> int:
         return sum(t.config.optim.max_steps for t in self.trials)
@@ -79,21 +129,20 @@ class Study:
         return "\n".join(lines)
 
 
-def trial_id(axes: dict[str, Any]) -> str:
-    """A trial's identity: a hash of its axis values, whatever order the grid is expanded in."""
-    return hashlib.blake2b(json.dumps(axes, sort_keys=True).encode(), digest_size=4).hexdigest()
-
-
 def _short(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(map(str, value)) + "]" if len(value) <= 6 else f"[{len(value)} languages]"
     return str(value)
 
 
+ENCODER_KEYS = tuple(f.name for f in fields(EncoderConfig))
+
+
 def _models(spec: Any) -> list[dict[str, Any]]:
-    """``{ladder: {family, sizes}}`` or a list of encoder settings (dicts) or model names."""
+    """``{ladder: {family, sizes}}`` or a list of model names or encoder settings (plus ``size``)."""
     if isinstance(spec, dict) and "ladder" in spec:
-        ladder = spec["ladder"]
+        _strict(spec, ("ladder",), "axes.model")
+        ladder = _strict(spec["ladder"], ("family", "sizes"), "axes.model.ladder")
         try:
             ladder = SizeLadder(ladder["family"], tuple(tuple(s) if isinstance(s, list) else s for s in ladder["sizes"]))
         except (KeyError, TypeError) as exc:
@@ -105,13 +154,14 @@ def _models(spec: Any) -> list[dict[str, Any]]:
     if isinstance(spec, list) and spec:
         out = []
         for item in spec:
-            entry = {"model": item} if isinstance(item, str) else dict(item)
+            entry = {"model": item} if isinstance(item, str) else dict(_strict(item, ENCODER_KEYS + ("size",), "axes.model[]"))
             if "model" not in entry:
                 raise StudyConfigError(f"axes.model entry {item!r} has no 'model'")
             entry.setdefault("size", entry["model"] + (f" ({entry['num_layers']} layers)" if entry.get("num_layers") else ""))
             out.append(entry)
         return out
-    raise StudyConfigError("axes.model must be {ladder: {family, sizes}} or a non-empty list of models")
+    raise StudyConfigError("axes.model must be {ladder: {family, sizes}} or a non-empty list of models "
+                           "(quote a name with commas: 'tiny:hidden=32,layers=2')")
 
 
 def _check_codes(codes: Any) -> None:
@@ -124,6 +174,7 @@ def _check_codes(codes: Any) -> None:
 def _language_sets(spec: Any) -> list[tuple[str, ...] | None]:
     """Explicit lists, or ``{ordering: [...], counts: [k, ...]}`` nested first-k subsets."""
     if isinstance(spec, dict):
+        _strict(spec, ("ordering", "counts"), "axes.languages")
         _check_codes(spec.get("ordering") or [])
     elif isinstance(spec, list):
         for item in spec:
@@ -147,20 +198,33 @@ def _language_sets(spec: Any) -> list[tuple[str, ...] | None]:
 
 
 def _strategies(spec: Any) -> list[dict[str, Any]]:
+    """Entries ``{name, **params}``; each parameter is checked against the registered strategy."""
     out = []
     for item in spec or ["hybrid"]:
-        entry = {"name": item} if isinstance(item, str) else dict(item)
-        if entry.get("name") not in STRATEGIES:
-            raise StudyConfigError(f"axes.strategy {entry.get('name')!r} is unknown; choose from {sorted(STRATEGIES)}")
-        if "alpha" in entry and not 0 <= float(entry["alpha"]) <= 1:
-            raise StudyConfigError(f"axes.strategy alpha must be in [0, 1], not {entry['alpha']}")
+        entry = {"name": item} if isinstance(item, str) else dict(item) if isinstance(item, dict) else None
+        if entry is None or "name" not in entry:
+            raise StudyConfigError(f"axes.strategy entry {item!r} should be a name or {{name: ..., <parameters>}}")
+        try:
+            strategy = get_strategy(entry["name"])
+            strategy.make_params({k: v for k, v in entry.items() if k != "name"}, where="axes.strategy.")
+        except SamplerConfigError as exc:
+            message = str(exc)
+            if message.startswith("unknown sampler.strategy"):
+                message = f"axes.strategy {entry['name']!r} is unknown" + message.split(repr(entry['name']), 1)[1]
+            raise StudyConfigError(message) from None
         out.append(entry)
     return out
 
 
 def load_study(path: str | Path, overrides: list[str] | None = None) -> Study:
-    with open(path, encoding="utf-8") as fh:
-        raw = yaml.safe_load(fh) or {}
+    try:
+        with open(path, encoding="utf-8") as fh:
+            raw = yaml.safe_load(fh) or {}
+    except yaml.YAMLError as exc:
+        raise StudyConfigError(f"{path}: not valid YAML ({exc})".replace("\n", " ")) from None
+    if not isinstance(raw, dict):
+        raise StudyConfigError(f"{path}: a study is a mapping of sections {list(SECTIONS)}, found a "
+                               f"{type(raw).__name__} at the top level")
     return build_study(raw, overrides or [], origin=str(path))
 
 
@@ -184,60 +248,97 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return raw
 
 
+def _set(raw: dict, dotted: str, value: Any) -> None:
+    *path, last = dotted.split(".")
+    node = raw
+    for part in path:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise StudyConfigError(f"axes: {dotted!r}: {part!r} is not a section")
+    node[last] = value
+
+
+def _eval_config(raw: Any) -> EvalConfig:
+    values = _strict(raw, EVAL_KEYS, "eval")
+    try:
+        return EvalConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+    except (TypeError, ValueError) as exc:
+        raise StudyConfigError(str(exc)) from None
+
+
 def build_study(raw: dict, overrides: list[str], origin: str = "study") -> Study:
     raw = apply_overrides(raw, overrides)
     unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
-        raise StudyConfigError(f"{origin}: unknown section(s) {unknown}; a study has {list(SECTIONS)}")
-    meta = raw.get("study") or {}
+        close = [c for u in unknown for c in difflib.get_close_matches(u, SECTIONS, n=1)]
+        raise StudyConfigError(f"{origin}: unknown section(s) {unknown}" + (f" (did you mean {close}?)" if close else "")
+                               + f"; a study has {list(SECTIONS)}")
+    meta = _strict(raw.get("study"), ("name", "description"), "study")
     name = str(meta.get("name") or Path(origin).stem)
-    axes = raw.get("axes") or {}
-    unknown_axes = sorted(set(axes) - {"model", "languages", "strategy", "seed", "params"})
-    if unknown_axes:
-        raise StudyConfigError(f"unknown axes {unknown_axes}; axes are model, languages, strategy, seed, params")
-    try:
-        base = TrainConfig.from_dict(raw.get("train") or {})
-    except ValueError as exc:
-        raise StudyConfigError(f"train: {exc}") from None
-    resources = Resources(**(raw.get("resources") or {}))
-    if resources.workers_per_trial < 1 or resources.concurrent_trials < 1:
-        raise StudyConfigError("resources.workers_per_trial and resources.concurrent_trials must be >= 1")
+    axes = _strict(raw.get("axes"), AXES, "axes")
+    train = raw.get("train") or {}
+    if not isinstance(train, dict):
+        raise StudyConfigError(f"train should be a mapping, found {type(train).__name__}")
+    resources = Resources.from_dict(raw.get("resources"))
     zero_shot = raw.get("zero_shot", "drop")
     if zero_shot not in ("drop", "refuse"):
         raise StudyConfigError(f"zero_shot must be 'drop' or 'refuse', not {zero_shot!r}")
-    benchmarks = tuple(raw.get("benchmarks") or ())
+    benchmarks = raw.get("benchmarks") or ()
     if not benchmarks:
         raise StudyConfigError("benchmarks: list at least one evaluation benchmark")
+    if not isinstance(benchmarks, list) or not all(isinstance(b, str) for b in benchmarks):
+        raise StudyConfigError(f"benchmarks should be a list of source names, not {benchmarks!r}")
+    eval_config = _eval_config(raw.get("eval"))
     params = axes.get("params") or {}
     if not isinstance(params, dict) or any(not isinstance(v, list) or not v for v in params.values()):
         raise StudyConfigError("axes.params must map dotted training settings to non-empty lists of values")
 
-    grids = [("model", _models(axes.get("model") or [{"model": base.encoder.model}])),
+    base_model = (train.get("encoder") or {}).get("model", EncoderConfig.model)
+    strategies = _strategies(axes.get("strategy"))
+    sampler_base = dict(train.get("sampler") or {})
+    axis_params = list(dict.fromkeys(p for s in strategies for p in get_strategy(s["name"]).axis_params))
+    for key in sampler_base:
+        if key not in SAMPLER_SHARED and key != "strategy" and not any(
+                key in get_strategy(s["name"]).param_names() for s in strategies):
+            names = sorted({p for s in STRATEGIES.values() for p in s.param_names()} | set(SAMPLER_SHARED))
+            close = difflib.get_close_matches(key, names, n=1)
+            raise StudyConfigError(f"train.sampler.{key} is not a parameter of any strategy in this study "
+                                   f"({[s['name'] for s in strategies]})" + (f"; did you mean {close[0]!r}?" if close else ""))
+    grids = [("model", _models(axes.get("model") or [{"model": base_model}])),
              ("languages", _language_sets(axes.get("languages"))),
-             ("strategy", _strategies(axes.get("strategy"))),
-             ("seed", list(axes.get("seed") or [base.sampler.seed]))]
+             ("strategy", strategies),
+             ("seed", list(axes.get("seed") or [sampler_base.get("seed", 0)]))]
     grids += [(f"params.{k}", list(v)) for k, v in params.items()]
     trials = []
     for combo in itertools.product(*[values for _, values in grids]):
         chosen = dict(zip([n for n, _ in grids], combo))
-        model, strategy = chosen["model"], chosen["strategy"]
-        values = {"encoder.model": model["model"], "encoder.num_layers": model.get("num_layers"),
-                  "sampler.strategy": strategy["name"], "sampler.seed": chosen["seed"],
-                  "data.languages": list(chosen["languages"]) if chosen["languages"] else None,
-                  "run.num_workers": resources.workers_per_trial, "run.cpus_per_worker": resources.cpus_per_worker,
-                  "run.use_gpu": resources.gpus_per_worker > 0}
-        if "alpha" in strategy:
-            values["sampler.alpha"] = strategy["alpha"]
-        values.update({k[len("params."):]: v for k, v in chosen.items() if k.startswith("params.")})
+        model, strategy, languages = chosen["model"], chosen["strategy"], chosen["languages"]
+        spec = get_strategy(strategy["name"])
+        trial_raw = copy.deepcopy(train)
+        encoder = {k: v for k, v in model.items() if k != "size"}
+        trial_raw["encoder"] = {**(trial_raw.get("encoder") or {}), **encoder}
+        trial_raw["sampler"] = {**{k: v for k, v in sampler_base.items() if k in SAMPLER_SHARED
+                                   or k in spec.param_names()},
+                                **{k: v for k, v in strategy.items() if k != "name"},
+                                "strategy": spec.name, "seed": chosen["seed"]}
+        _set(trial_raw, "data.languages", list(languages) if languages else None)
+        for key, value in (("num_workers", resources.workers_per_trial), ("cpus_per_worker", resources.cpus_per_worker),
+                           ("gpus_per_worker", resources.gpus_per_worker)):
+            _set(trial_raw, f"run.{key}", value)
+        for key, value in chosen.items():
+            if key.startswith("params."):
+                _set(trial_raw, key[len("params."):], value)
         try:
-            config = base.with_values(values)
+            config = TrainConfig.from_dict(trial_raw)
         except ValueError as exc:
-            raise StudyConfigError(f"axes: {exc}") from None
+            raise StudyConfigError(f"train: {exc}") from None
+        extra = {f"encoder.{k}": v for k, v in encoder.items() if k not in ("model", "num_layers")}
         axes_values = {"model": model["model"], "size": model["size"], "num_layers": model.get("num_layers"),
-                       "strategy": strategy["name"], "alpha": config.sampler.alpha if strategy["name"] == "hybrid" else None,
-                       "languages": list(chosen["languages"]) if chosen["languages"] else None,
-                       "num_languages": len(chosen["languages"]) if chosen["languages"] else None,
-                       "seed": chosen["seed"], **{k: v for k, v in chosen.items() if k.startswith("params.")}}
+                       "strategy": spec.name, **{p: getattr(config.sampler.params, p, None) for p in axis_params},
+                       "recipe": config.sampler.recipe,
+                       "languages": list(languages) if languages else None,
+                       "num_languages": len(languages) if languages else None,
+                       "seed": chosen["seed"], **extra, **{k: v for k, v in chosen.items() if k.startswith("params.")}}
         trials.append(Trial(trial_id(axes_values), axes_values, config))
     ids = [t.trial_id for t in trials]
     if len(set(ids)) != len(ids):
@@ -245,5 +346,8 @@ def build_study(raw: dict, overrides: list[str], origin: str = "study") -> Study
     keep_models = raw.get("keep_models", True)
     if not isinstance(keep_models, bool):
         raise StudyConfigError(f"keep_models must be true or false, not {keep_models!r}")
-    return Study(name, str(meta.get("description", "")), tuple(trials), benchmarks, zero_shot, resources,
-                 str(raw.get("storage") or "results"), keep_models, raw)
+    storage = raw.get("storage") or "results"
+    if not isinstance(storage, str):
+        raise StudyConfigError(f"storage should be a folder or a URI, not {storage!r}")
+    return Study(name, str(meta.get("description", "")), tuple(trials), tuple(benchmarks), zero_shot, resources,
+                 storage, keep_models, eval_config, raw)

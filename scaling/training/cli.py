@@ -29,9 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = TrainConfig.from_yaml(args.config)
         cfg = cfg.with_overrides(args.set)
-        from scaling.training.trainer import fit
+        from scaling.training.trainer import fit, plan_run
 
-        result = fit(cfg)
+        result = fit(plan_run(cfg))
     except (DataError, SamplerConfigError, ValueError, FileNotFoundError, OfflineModelMissing) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

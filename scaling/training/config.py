@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,7 @@ class RunConfig:
     storage_path: str = "results"
     num_workers: int = 2
     cpus_per_worker: float = 1.0
-    use_gpu: bool = False
+    gpus_per_worker: float = 0.0  # fractional values share a GPU between workers
     max_failures: int = 1
     report_every: int = 10
     checkpoint_every: int = 50
@@ -61,6 +62,9 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.num_workers < 1:
             raise ValueError(f"run.num_workers must be >= 1, not {self.num_workers}")
+        if self.cpus_per_worker <= 0 or self.gpus_per_worker < 0:
+            raise ValueError(f"run.cpus_per_worker must be > 0 and run.gpus_per_worker >= 0, not "
+                             f"{self.cpus_per_worker} and {self.gpus_per_worker}")
         if self.report_every < 1 or self.checkpoint_every < 1:
             raise ValueError("run.report_every and run.checkpoint_every must be >= 1")
         if self.fail_by not in ("raise", "kill"):
@@ -80,7 +84,7 @@ class TrainConfig:
     run: RunConfig = field(default_factory=RunConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {f.name: _section_dict(getattr(self, f.name)) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "TrainConfig":
@@ -92,8 +96,15 @@ class TrainConfig:
             return cls.from_dict(yaml.safe_load(fh) or {})
 
     def with_values(self, values: dict[str, Any]) -> "TrainConfig":
-        """A copy with settings replaced by dotted name, e.g. ``{"optim.max_steps": 20}``."""
+        """A copy with settings replaced by dotted name, e.g. ``{"optim.max_steps": 20}``.
+
+        A new ``sampler.strategy`` starts from that strategy's default parameters; a sampler
+        parameter is checked against the strategy it ends up with.
+        """
         raw = self.to_dict()
+        new_strategy = values.get("sampler.strategy", self.sampler.strategy)
+        if new_strategy != self.sampler.strategy:
+            raw["sampler"] = {k: v for k, v in raw["sampler"].items() if k in SAMPLER_SHARED}
         for key, value in values.items():
             *path, last = key.split(".")
             node = raw
@@ -101,7 +112,7 @@ class TrainConfig:
                 if not isinstance(node.get(part), dict):
                     raise ValueError(f"unknown setting {key!r}")
                 node = node[part]
-            if last not in node:
+            if last not in node and path != ["sampler"]:  # the sampler section checks its own names
                 raise ValueError(f"unknown setting {key!r}")
             node[last] = value
         return TrainConfig.from_dict(raw)
@@ -119,8 +130,18 @@ def parse_override(item: str) -> tuple[str, Any]:
     return key, yaml.safe_load(value)
 
 
+def _section_dict(section: Any) -> dict[str, Any]:
+    return section.to_dict() if hasattr(section, "to_dict") else asdict(section)
+
+
+SAMPLER_SHARED = ("strategy", "batch_size", "seed", "steps_per_epoch")
+
+
 def _coerce(value: Any, annotation: str, setting: str) -> Any:
-    """Numbers written as YAML strings (``3e-5`` is a string in YAML 1.1) become numbers."""
+    """Numbers written as YAML strings (``3e-5`` is a string in YAML 1.1) become numbers;
+    a boolean setting takes only true or false (the string 'flase' is not true)."""
+    if annotation.startswith("bool") and value is not None and not isinstance(value, bool):
+        raise ValueError(f"setting {setting} should be true or false, got {value!r}")
     if value is None or not isinstance(value, str):
         if isinstance(value, bool) and annotation.startswith(("int", "float")):
             raise ValueError(f"setting {setting} should be a number, got {value!r}")
@@ -145,13 +166,19 @@ def _build(cls, raw: Any, where: str):
     known = {f.name: f for f in fields(cls)}
     unknown = sorted(set(raw) - set(known))
     if unknown:
-        raise ValueError(f"unknown setting(s) {[f'{where}{u}' for u in unknown]}; "
-                         f"{where or 'top level'} accepts {sorted(known)}")
+        close = [c for u in unknown for c in difflib.get_close_matches(u, list(known), n=1)]
+        raise ValueError(f"unknown setting(s) {[f'{where}{u}' for u in unknown]}"
+                         + (f" (did you mean {', '.join(where + c for c in close)}?)" if close else "")
+                         + f"; {where or 'top level'} accepts {sorted(known)}")
     kwargs = {}
     for name, value in raw.items():
         factory = known[name].default_factory  # nested sections are dataclasses with factory defaults
         target = factory if callable(factory) and is_dataclass(factory) else None
-        if target is not None:
+        if target is not None and hasattr(target, "from_dict"):  # a section that parses itself (sampler)
+            if not isinstance(value, dict):
+                raise ValueError(f"setting {where}{name} should be a mapping, found {type(value).__name__}")
+            kwargs[name] = target.from_dict(value, f"{where}{name}.")
+        elif target is not None:
             kwargs[name] = _build(target, value, f"{where}{name}.")
         elif isinstance(value, list):
             kwargs[name] = tuple(value)

@@ -1,42 +1,53 @@
-"""Run one training configuration on Ray Train (TorchTrainer, Train V2).
+"""Run one planned training on Ray Train (TorchTrainer, Train V2).
 
-Everything that can be wrong with a configuration is checked here, on the driver, before any
-worker starts: the corpus and languages, the sampler against the corpus, the model path. Tiny
-random models (``tiny:hidden=32,layers=2``) are built once on the driver and saved next to the
-run, so every worker starts from the same weights and tokenizer.
-
-``run.storage_path`` may be a cloud URI (``s3://bucket/runs``): Ray Train then keeps checkpoints
-there, which a multi-node cluster needs, and the driver keeps its own files (the tiny initial
-model, the final model it evaluates) in a local scratch folder under the system temp directory.
+``plan_run`` turns a training configuration into a trial plan (every check runs there, on the
+driver, before any worker starts); ``fit`` trains a plan. ``run.storage_path`` may be a cloud
+URI (``s3://bucket/runs``): Ray Train then keeps checkpoints and the plan there, which a
+multi-node cluster needs, and the driver keeps its own files (a tiny model's initial weights,
+the final model it evaluates) in a local scratch folder under the system temp directory.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
-import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pyarrow.fs as pafs
 
-from scaling.data.remote import offline
-from scaling.models.offline_e5 import HUB_NAME, OFFLINE_NAMES, packaged_files
-from scaling.samplers import make_sampler
+from scaling.plan import PlanBuilder, TrialPlan
+from scaling.store import attempt_name
 from scaling.training.config import TrainConfig
-from scaling.training.loop import load_training_corpus, train_loop_per_worker
+from scaling.training.loop import train_loop_per_worker
+from scaling.training.outcome import MODEL_FOLDER, TrainOutcome
 
 
 @dataclass
 class TrainResult:
-    model_dir: Path  # Hugging Face folder + encoder.json of the final model
-    metrics: dict
-    history: list[dict]
-    batch_counts: dict
-    parameters: dict
+    model_dir: Path  # Hugging Face folder + encoder.json of the final model (local)
+    outcome: TrainOutcome
     run_dir: Path  # local: the run's configuration and final model
+    checkpoint: object  # Ray Train's final checkpoint (the model on the run's storage)
     checkpoints: tuple[str, pafs.FileSystem] | None = None  # where Ray Train wrote its checkpoints
+
+    @property
+    def metrics(self) -> dict:
+        return self.outcome.metrics
+
+    @property
+    def history(self) -> list[dict]:
+        return self.outcome.history
+
+    @property
+    def batch_counts(self) -> dict:
+        return self.outcome.batch_counts
+
+    @property
+    def parameters(self) -> dict:
+        return self.outcome.parameters
 
     def remove_checkpoints(self) -> None:
         """Drop the resume checkpoints (GBs for a pretrained model) once results are recorded."""
@@ -48,72 +59,64 @@ class TrainResult:
                 fs.delete_dir(info.path)
 
 
-def prepare(cfg: TrainConfig) -> tuple[TrainConfig, Path]:
-    """Validate on the driver and materialise what workers need; returns the config workers get."""
-    name = f"{cfg.run.name}-{uuid.uuid4().hex[:8]}"  # a fresh name: Ray would reuse an old run's checkpoints
+def new_run(cfg: TrainConfig) -> tuple[TrainConfig, Path, str]:
+    """A fresh run folder (Ray would reuse an old run's checkpoints): the configuration naming it,
+    the local run folder, and the run's location on its storage (a path or a URI)."""
+    name = attempt_name(cfg.run.name)
     if "://" in cfg.run.storage_path:
         run_dir = Path(tempfile.gettempdir()) / "hybrid-scaling-runs" / name
-        storage_path = cfg.run.storage_path
+        storage_path = cfg.run.storage_path.rstrip("/")
+        location = f"{storage_path}/{name}"
     else:
         run_dir = Path(cfg.run.storage_path).expanduser().resolve() / name
-        storage_path = str(run_dir.parent)
-    data_dir = cfg.data.data_dir or os.environ.get("SCALING_DATA_DIR")
-    cfg = replace(cfg, data=replace(cfg.data, data_dir=str(Path(data_dir).resolve()) if data_dir else None),
-                  run=replace(cfg.run, name=name, storage_path=storage_path))
-    corpus = load_training_corpus(cfg)
-    make_sampler(cfg.sampler, corpus, cfg.data.languages)  # raises on any bad sampler setting
-    if cfg.sampler.batch_size % cfg.run.num_workers:
-        raise ValueError(f"sampler.batch_size {cfg.sampler.batch_size} must be divisible by run.num_workers "
-                         f"{cfg.run.num_workers} (each worker takes an equal slice of the global batch)")
-    model = cfg.encoder.model
-    if model.startswith("tiny:"):
-        from scaling.models.tiny import parse_tiny_spec, tiny_encoder
-
-        texts = corpus.table.column("query").to_pylist() + corpus.table.column("passage").to_pylist()
-        enc = tiny_encoder(texts, seed=cfg.sampler.seed, **parse_tiny_spec(model),
-                           pooling=cfg.encoder.pooling, max_length=cfg.encoder.max_length,
-                           query_prefix=cfg.encoder.query_prefix, passage_prefix=cfg.encoder.passage_prefix)
-        init = run_dir / "init_model"
-        enc.save(init)
-        cfg = replace(cfg, encoder=replace(cfg.encoder, model=str(init)))
-    elif model in OFFLINE_NAMES and (model != HUB_NAME or offline()):
-        packaged_files()  # OfflineModelMissing says how to install the offline extra
-    elif not Path(model).expanduser().exists() and model not in OFFLINE_NAMES:
-        if model.startswith(("/", ".", "~")) or offline():
-            raise ValueError(f"encoder.model {model!r} is not a local folder"
-                             + (", and downloads are off (SCALING_OFFLINE/HF_HUB_OFFLINE)" if offline() else ""))
+        storage_path, location = str(run_dir.parent), str(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=1, default=str))
-    return cfg, run_dir
+    return replace(cfg, run=replace(cfg.run, name=name, storage_path=storage_path)), run_dir, location
 
 
-def fit(cfg: TrainConfig) -> TrainResult:
+def plan_run(cfg: TrainConfig, builder: PlanBuilder | None = None, **plan_args) -> TrialPlan:
+    """Check ``cfg`` and write its plan into a fresh run folder (``plan_args``: trial id, axes,
+    resources, as ``PlanBuilder.plan`` takes them)."""
+    builder = builder or PlanBuilder(data_dir=cfg.data.data_dir)
+    cfg, run_dir, location = new_run(cfg)
+    plan = builder.plan(cfg, run_location=location, scratch=run_dir, **plan_args)
+    (run_dir / "train_config.json").write_text(json.dumps(plan.config.to_dict(), indent=1, default=str))
+    return plan
+
+
+def run_dir_of(plan: TrialPlan) -> Path:
+    run = plan.config.run
+    if "://" in run.storage_path:
+        return Path(tempfile.gettempdir()) / "hybrid-scaling-runs" / run.name
+    return Path(run.storage_path) / run.name
+
+
+def fit(plan: TrialPlan) -> TrainResult:
     import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    cfg, run_dir = prepare(cfg)
+    run, res = plan.config.run, plan.resources
     if not ray.is_initialized():
         ray.init(address=os.environ.get("RAY_ADDRESS"), ignore_reinit_error=True, log_to_driver=True)
+    per_worker = {"CPU": res.cpus_per_worker, **({"GPU": res.gpus_per_worker} if res.gpus_per_worker else {})}
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config=cfg.to_dict(),
-        torch_config=TorchConfig(backend="nccl" if cfg.run.use_gpu else "gloo"),
-        scaling_config=ScalingConfig(num_workers=cfg.run.num_workers, use_gpu=cfg.run.use_gpu,
-                                     resources_per_worker={"CPU": cfg.run.cpus_per_worker}),
-        run_config=RunConfig(name=cfg.run.name, storage_path=cfg.run.storage_path,
-                             failure_config=FailureConfig(max_failures=cfg.run.max_failures),
+        train_loop_config={"plan": plan.location},
+        torch_config=TorchConfig(backend="nccl" if res.gpus_per_worker else "gloo"),
+        scaling_config=ScalingConfig(num_workers=res.num_workers, use_gpu=res.gpus_per_worker > 0,
+                                     resources_per_worker=per_worker),
+        run_config=RunConfig(name=run.name, storage_path=run.storage_path,
+                             failure_config=FailureConfig(max_failures=run.max_failures),
                              checkpoint_config=CheckpointConfig(num_to_keep=2)),
     )
     result = trainer.fit()
     if result.error:
         raise result.error
+    run_dir = run_dir_of(plan)
     with result.checkpoint.as_directory() as d:
-        progress = json.loads((Path(d) / "progress.json").read_text())
+        outcome = TrainOutcome.read(Path(d))
         final = run_dir / "final_model"
         if not final.exists():
-            import shutil
-
-            shutil.copytree(Path(d) / "model", final)
-    return TrainResult(final, progress["metrics"], progress["history"], progress["batch_counts"],
-                       progress["parameters"], run_dir, (result.path, result.filesystem))
+            shutil.copytree(Path(d) / MODEL_FOLDER, final)
+    return TrainResult(final, outcome, run_dir, result.checkpoint, (result.path, result.filesystem))

@@ -29,6 +29,23 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 TRIAL_FILES = ("metrics.parquet", "curve.parquet", "manifest.json")
+RUNS = "runs"  # training runs (Ray Train checkpoints, plans) under a study's folder
+
+
+def attempt_name(name: str) -> str:
+    """The run folder of one attempt at a run: ``<name>-<8 hex>`` (Ray would reuse an old run's
+    checkpoints under a reused name). ``ResultStore.remove_stale_runs`` matches the same shape."""
+    return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
+def trial_run_name(trial_id: str) -> str:
+    """The run name of a study's trial (its attempts are ``attempt_name`` of it)."""
+    return f"trial-{trial_id}"
+
+
+def is_attempt_of(folder: str, name: str) -> bool:
+    prefix, _, suffix = folder.rpartition("-")
+    return prefix == name and len(suffix) == 8 and all(c in "0123456789abcdef" for c in suffix)
 
 
 class ResultFileError(ValueError):
@@ -67,7 +84,12 @@ class ResultStore:
         return isinstance(self.fs, pafs.LocalFileSystem)
 
     def path(self, *parts: str) -> str:
+        """A path on ``self.fs`` (no URI scheme)."""
         return posixpath.join(self.root, *parts)
+
+    def uri(self, *parts: str) -> str:
+        """A location another ``ResultStore`` opens: an absolute path, or a URI with its scheme."""
+        return posixpath.join(self.location.rstrip("/"), *parts)
 
     def exists(self, *parts: str) -> bool:
         return self.fs.get_file_info(self.path(*parts)).type != pafs.FileType.NotFound
@@ -110,19 +132,22 @@ class ResultStore:
             for name in TRIAL_FILES:
                 self.write_bytes(f"trials/{trial_id}/{name}", files[name])
 
+    def write_record(self, record, types) -> None:
+        """A ``scaling.records.TrialRecord``, with the study's axis column ``types``."""
+        self.write_trial(record.trial_id, record.metrics_table(types), record.curve_table(), record.manifest())
+
     def upload_folder(self, local: str | Path, relpath: str) -> None:
         """A local folder (a final model) copied to ``relpath`` in the store."""
         pafs.copy_files(str(local), self.path(relpath), source_filesystem=pafs.LocalFileSystem(),
                         destination_filesystem=self.fs)
 
-    def remove_stale_runs(self, trial_id: str) -> list[str]:
-        """Delete ``runs/trial-<id>-*``: training runs of attempts that never recorded results
-        (a failed trial, a killed driver), whose checkpoints a re-run does not reuse."""
-        if not self.exists("runs"):
+    def remove_stale_runs(self, name: str) -> list[str]:
+        """Delete ``runs/<name>-*`` (``attempt_name``): training runs of attempts that never
+        recorded results (a failed trial, a killed driver), whose checkpoints a re-run does not reuse."""
+        if not self.exists(RUNS):
             return []
-        infos = self.fs.get_file_info(pafs.FileSelector(self.path("runs")))
-        stale = [i.path for i in infos if i.type == pafs.FileType.Directory
-                 and i.base_name.startswith(f"trial-{trial_id}-")]
+        infos = self.fs.get_file_info(pafs.FileSelector(self.path(RUNS)))
+        stale = [i.path for i in infos if i.type == pafs.FileType.Directory and is_attempt_of(i.base_name, name)]
         for path in stale:
             self.fs.delete_dir(path)
         return stale

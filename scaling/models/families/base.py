@@ -1,0 +1,94 @@
+"""What every model family provides, with the Hugging Face behaviour as the default.
+
+The driver calls ``check`` (cheap: can this name be found?) before Ray starts and
+``materialise`` once per trial (build what workers must share, e.g. random initial weights);
+workers call ``build`` on the configuration ``materialise`` returned. Resume state, saving and
+the embedding-cache fingerprint go through the family too, so a LoRA family can keep only its
+adapter in each.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from scaling.models.encoder import DualEncoder, EncoderConfig
+
+log = logging.getLogger(__name__)
+_SAMPLES_PER_TENSOR = 4096
+
+
+def ensure_pad_token(tokenizer, model: str) -> int:
+    """The pad id; a tokenizer without one pads with its EOS token (decoder embedders: the mask
+    excludes it), and one with neither is an error naming the model, never a silent id 0."""
+    if tokenizer.pad_token_id is not None:
+        return int(tokenizer.pad_token_id)
+    if tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+        log.info("%s has no pad token; padding with its EOS token %r (masked out)", model, tokenizer.eos_token)
+        return int(tokenizer.pad_token_id)
+    raise ValueError(f"encoder.model {model!r}: its tokenizer has neither a pad nor an EOS token; add a pad token "
+                     "to the tokenizer (tokenizer.add_special_tokens({'pad_token': ...})) and save it with the model")
+
+
+def weights_fingerprint(module: torch.nn.Module) -> str:
+    """A cheap identity of the weights: every tensor's name, shape, dtype, sum, absolute sum and
+    up to 4,096 evenly spaced values. Seconds for a 7B model where hashing every byte takes
+    minutes; any training step changes the sums of every tensor it updates."""
+    h = hashlib.blake2b(digest_size=16)
+    with torch.no_grad():
+        for name, tensor in sorted(module.state_dict().items()):
+            t = tensor.detach()
+            flat = t.reshape(-1)
+            sample = flat[:: max(1, flat.numel() // _SAMPLES_PER_TENSOR)].float().cpu()
+            sums = torch.stack([t.double().sum(), t.double().abs().sum()]).cpu() if t.numel() else torch.zeros(2)
+            h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+            h.update(sample.numpy().tobytes())
+            h.update(sums.numpy().tobytes())
+    return h.hexdigest()
+
+
+class ModelFamily:
+    """The default family: a Hugging Face hub name or a local model folder."""
+
+    name = "huggingface"
+
+    def matches(self, model: str) -> bool:
+        return True
+
+    def check(self, config: EncoderConfig) -> None:
+        """Refuse, before Ray starts, a model that cannot be found (the message names the setting)."""
+
+    def materialise(self, config: EncoderConfig, *, texts: Sequence[str], seed: int, folder: Path) -> EncoderConfig:
+        """Driver side, once per trial: prepare what every worker must share; returns the
+        configuration workers build from (``folder`` is the trial's scratch folder)."""
+        return config
+
+    def build(self, config: EncoderConfig) -> DualEncoder:
+        from scaling.models.encoder import load_hf_encoder
+
+        return load_hf_encoder(config.model, config)
+
+    def instantiate(self, config: EncoderConfig, texts: Sequence[str] = (), seed: int = 0) -> DualEncoder:
+        """An encoder in memory; families of random models build it from ``texts`` and ``seed``."""
+        return self.build(config)
+
+    # ---- state ----------------------------------------------------------------------------
+    def trainable_state(self, encoder: DualEncoder) -> dict:
+        """What a resume checkpoint keeps of the model."""
+        return encoder.backbone.state_dict()
+
+    def load_trainable_state(self, encoder: DualEncoder, state: dict) -> None:
+        encoder.backbone.load_state_dict(state)
+
+    def save(self, encoder: DualEncoder, folder: str | Path) -> Path:
+        """The final model: a Hugging Face folder plus ``encoder.json`` (``DualEncoder.load`` reads it)."""
+        return encoder.save(folder)
+
+    def fingerprint(self, encoder: DualEncoder) -> str:
+        """Identity of the weights for the embedding cache."""
+        return weights_fingerprint(encoder.backbone)

@@ -1,0 +1,32 @@
+"""Hub names and local folders (the fallback family): checked for existence before Ray starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from scaling.data.remote import offline
+from scaling.models.encoder import EncoderConfig
+from scaling.models.families.base import ModelFamily
+
+
+class HuggingFaceFamily(ModelFamily):
+    name = "huggingface"
+
+    def check(self, config: EncoderConfig) -> None:
+        model = config.model
+        if Path(model).expanduser().exists():
+            return
+        if model.startswith(("/", ".", "~")):
+            raise ValueError(f"encoder.model {model!r} is not a local folder (no such path)")
+        if offline():
+            raise ValueError(f"encoder.model {model!r} is not a local folder, and downloads are off "
+                             "(SCALING_OFFLINE/HF_HUB_OFFLINE)")
+
+
+def _register() -> None:
+    from scaling.models.families import register_family
+
+    register_family(HuggingFaceFamily())
+
+
+_register()

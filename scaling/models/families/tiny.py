@@ -1,0 +1,48 @@
+"""``tiny:hidden=H,layers=L[,heads=A,vocab_size=V]``: random BERT encoders with a tokenizer built
+from the training texts, for tests and from-scratch ladders. Built once on the driver and saved,
+so every worker (and a resumed run) starts from the same weights and vocabulary."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Sequence
+
+from scaling.models.encoder import DualEncoder, EncoderConfig
+from scaling.models.families.base import ModelFamily
+
+
+class TinyFamily(ModelFamily):
+    name = "tiny"
+
+    def matches(self, model: str) -> bool:
+        return model.startswith("tiny:")
+
+    def check(self, config: EncoderConfig) -> None:
+        from scaling.models.tiny import parse_tiny_spec
+
+        parse_tiny_spec(config.model)
+
+    def instantiate(self, config: EncoderConfig, texts: Sequence[str] = (), seed: int = 0) -> DualEncoder:
+        from scaling.models.tiny import parse_tiny_spec, tiny_encoder
+
+        return tiny_encoder(texts, seed=seed, **parse_tiny_spec(config.model), pooling=config.pooling,
+                            max_length=config.max_length, query_prefix=config.query_prefix,
+                            passage_prefix=config.passage_prefix)
+
+    def materialise(self, config: EncoderConfig, *, texts: Sequence[str], seed: int, folder: Path) -> EncoderConfig:
+        init = self.instantiate(config, texts, seed).save(Path(folder) / "init_model")
+        return replace(config, model=str(init))
+
+    def build(self, config: EncoderConfig) -> DualEncoder:
+        raise ValueError(f"encoder.model {config.model!r}: a tiny model is built from training texts; "
+                         "materialise it first (training does) or use TinyFamily.instantiate")
+
+
+def _register() -> None:
+    from scaling.models.families import register_family
+
+    register_family(TinyFamily())
+
+
+_register()

@@ -1,0 +1,155 @@
+"""The loop every training worker runs, in small parts: build from the plan, restore, step,
+report (throughput window and held-out loss), checkpoint.
+
+It reads only the trial plan, and talks to its surroundings through a ``WorkerContext`` (Ray
+Train's, or a local one in tests). Batches are never regrouped by length (batch composition is
+what the study varies). Metrics go to the context only with checkpoints (Ray 2.60 keeps nothing
+else, and each report blocks).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+import torch.distributed as dist
+
+from scaling.models.encoder import DualEncoder
+from scaling.models.families import family_for
+from scaling.plan import TrialPlan
+from scaling.samplers import make_sampler
+from scaling.training import checkpoint as ckpt
+from scaling.training.context import WorkerContext
+from scaling.training.faults import FaultInjection
+from scaling.training.heldout import HeldoutSet
+from scaling.training.loss import InfoNCELoss
+from scaling.training.outcome import MODEL_FOLDER, TrainOutcome
+from scaling.training.step import TrainStep
+from scaling.training.throughput import ThroughputWindow
+from scaling.training.tokens import tokenize_corpus
+
+StepHook = Callable[[int, int, int, bool], None]  # (step, rank, world, resumed) before each step
+
+
+class WorkerRun:
+    def __init__(self, plan: TrialPlan, ctx: WorkerContext, hooks: Sequence[StepHook] = ()) -> None:
+        cfg = plan.config
+        self.cfg, self.ctx = cfg, ctx
+        torch.manual_seed(cfg.sampler.seed)
+        if cfg.run.torch_threads:
+            torch.set_num_threads(cfg.run.torch_threads)
+        corpus = plan.read_corpus()
+        self.sampler = make_sampler(cfg.sampler, corpus, cfg.data.languages)
+        self.family = family_for(cfg.encoder.model)
+        self.encoder: DualEncoder = self.family.build(cfg.encoder).to(ctx.device)
+        self.tokens = tokenize_corpus(self.encoder, corpus)
+        self.step_fn = TrainStep(self.encoder, cfg.optim, InfoNCELoss(cfg.loss), world=ctx.world, device=ctx.device,
+                                 compile=cfg.run.compile)
+        if ctx.world > 1:  # identical start on every worker
+            for p in self.encoder.parameters():
+                dist.broadcast(p.data, src=0)
+        self.heldout = HeldoutSet(self.encoder, plan.read_heldout(), name=str(cfg.data.heldout),
+                                  batch_size=cfg.sampler.batch_size, steps=cfg.run.heldout_steps,
+                                  temperature=cfg.loss.temperature) if ctx.rank == 0 else None
+        self.hooks = list(hooks)
+        if cfg.run.fail_at_step is not None:
+            self.hooks.append(FaultInjection(cfg.run.fail_at_step, cfg.run.fail_by))
+        self.progress = ckpt.Progress()
+
+    # ---- parts ----------------------------------------------------------------------------
+    def restore(self) -> bool:
+        """Resume from the latest checkpoint; False when that is the final one (nothing to do)."""
+        with self.ctx.latest_checkpoint() as folder:
+            if folder is None:
+                return True
+            state = ckpt.load_state(folder, self.ctx.device)
+            if state is None:
+                return False
+            ckpt.restore_rng(folder, self.ctx.rank, self.ctx.device)
+        self.family.load_trainable_state(self.encoder, state["model"])
+        self.step_fn.load_state_dict(state)
+        self.sampler.load_state_dict(state["sampler"])
+        self.progress = ckpt.Progress(state["step"], state["history"], state["batch_counts"], state["step"])
+        return True
+
+    def _report(self, window: ThroughputWindow, reporting_s: float, last: bool) -> dict:
+        """One curve record; rank 0 adds held-out losses every ``heldout_every`` steps and at the end."""
+        step, run = self.progress.step, self.cfg.run
+        record = window.record(step, self.step_fn.lr, reporting_s)
+        in_curve = bool(run.heldout_every) and step % run.heldout_every == 0
+        held = self.heldout.losses(self.encoder, self.ctx.device) if self.heldout and (in_curve or last) else {}
+        if in_curve:
+            record.update(HeldoutSet.curve_values(held))
+        self.progress.history.append(record)
+        if self.ctx.rank == 0:
+            print(json.dumps({"progress": record}), flush=True)
+        return held
+
+    def _checkpoint(self, last: bool, held: dict) -> None:
+        p = self.progress
+        metrics = {"step": p.step, "loss": p.history[-1]["loss"] if p.history else math.nan,
+                   "resumed_from": p.resumed_from if p.resumed_from is not None else -1}
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = None
+            if not last:  # every worker's RNG (Ray merges the workers' files into one checkpoint)
+                ckpt.save_rng(Path(tmp), self.ctx.rank, self.ctx.device)
+                folder = Path(tmp)
+            if self.ctx.rank == 0:
+                if last:
+                    metrics.update(held)  # computed at this (last) step's report
+                    self.family.save(self.encoder, Path(tmp) / MODEL_FOLDER)
+                    TrainOutcome(metrics, p.history, p.batch_counts, self.encoder.parameter_counts()).write(Path(tmp))
+                else:  # resume state; the final checkpoint holds only the model and the outcome
+                    ckpt.save_state(Path(tmp), model=self.family.trainable_state(self.encoder),
+                                    step_state=self.step_fn.state_dict(), sampler=self.sampler.state_dict(), progress=p)
+                folder = Path(tmp)
+            self.ctx.report(metrics, folder)
+
+    # ---- the loop -------------------------------------------------------------------------
+    def run(self) -> None:
+        if not self.restore():
+            return
+        cfg, ctx, p = self.cfg, self.ctx, self.progress
+        # from_pretrained returns the backbone in eval mode: without this, training runs without dropout
+        self.encoder.train()
+        window, reporting = ThroughputWindow(), 0.0  # reporting: seconds in reports and checkpoints
+        stream = self._batches()
+        resumed = p.resumed_from is not None
+        while p.step < cfg.optim.max_steps:
+            for hook in self.hooks:
+                hook(p.step, ctx.rank, ctx.world, resumed)
+            start = time.perf_counter()
+            batch = next(stream)
+            local = batch.slice(ctx.rank, ctx.world)
+            q_ids, q_mask = self.tokens.batch(local.query_rows, "query")
+            p_ids, p_mask = self.tokens.batch(local.passage_rows, "passage")
+            n_tokens = int(q_mask.sum() + p_mask.sum())  # counted on the CPU copy: no device sync
+            q_ids, q_mask, p_ids, p_mask = (t.to(ctx.device) for t in (q_ids, q_mask, p_ids, p_mask))
+            result = self.step_fn(q_ids, q_mask, p_ids, p_mask, start)
+            p.step += 1
+            key = f"{batch.kind}:{'+'.join(batch.languages) if batch.kind != 'xy' else 'mixed'}"
+            p.batch_counts[key] = p.batch_counts.get(key, 0) + 1
+            window.add(result.loss, result.seconds, len(batch.query_rows), n_tokens * ctx.world)
+
+            last = p.step == cfg.optim.max_steps
+            t_report = time.perf_counter()
+            held = {}
+            if p.step % cfg.run.report_every == 0 or last:
+                held = self._report(window, reporting, last)
+                window, reporting = ThroughputWindow(), 0.0
+            if p.step % cfg.run.checkpoint_every == 0 or last:
+                self._checkpoint(last, held)
+            reporting += time.perf_counter() - t_report
+
+    def _batches(self):
+        while True:
+            yield from self.sampler
+
+
+def run_worker(plan: TrialPlan, ctx: WorkerContext, hooks: Sequence[StepHook] = ()) -> None:
+    WorkerRun(plan, ctx, hooks).run()
