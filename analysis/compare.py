@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from scaling.eval.metrics import lower_is_better
 from analysis.uncertainty import DEFAULT_RESAMPLES, mean_ci
+from scaling.eval.metrics import lower_is_better
 
 NOT_KEYS = ("trial_id", "value", "study", "recipe", "strategy", "alpha", "seed")
 

@@ -3,17 +3,17 @@ per added training language beyond k.
 
 Power law (after Hoffmann et al. 2022 and OLMo's scaling-law code): ``error = E + A / N**alpha``
 with N the non-embedding parameter count, fitted in log space, ``log(E + A N^-alpha)`` against
-``log error``, with a Huber loss (robust to one bad trial) from a grid of starting points,
-by L-BFGS-B with an analytic gradient. The Huber threshold defaults to 0.05 in log space (5%
-relative error): seed-to-seed noise of retrieval metrics is 1-3%, so ordinary points get a
-least-squares fit and only a diverged trial is down-weighted (Chinchilla's 1e-3 would make this
-an L1 fit, whose bootstrap intervals are too narrow with a handful of sizes). ``E`` is the irreducible error, ``alpha`` how fast error
-falls with size. Uncertainty on the exponent comes from a residual bootstrap: refit to the fitted
-curve plus resampled (degrees-of-freedom inflated) log residuals. Measured coverage of its 95%
-interval on synthetic studies: 95% with 6 sizes x 3 seeds; 83% with one seed per size (3 residual
-degrees of freedom), so run seeds. Resampling seeds within each size instead covered only 80%.
-SciPy's ``curve_fit`` is least squares in linear space, which lets the largest errors dominate
-and has no robust loss with bootstrap; hence this small optimiser.
+``log error``, with a Huber loss (robust to one bad trial) from a grid of starting points, by
+L-BFGS-B with an analytic gradient. The Huber threshold defaults to 0.05 in log space (5% relative
+error): seed-to-seed noise of retrieval metrics is 1-3%, so ordinary points get a least-squares
+fit and only a diverged trial is down-weighted (Chinchilla's 1e-3 would make this an L1 fit, whose
+bootstrap intervals are too narrow with a handful of sizes). ``E`` is the irreducible error,
+``alpha`` how fast error falls with size. Uncertainty on the exponent comes from a residual
+bootstrap: refit to the fitted curve plus resampled (degrees-of-freedom inflated) log residuals.
+Measured coverage of its 95% interval on synthetic studies: 95% with 6 sizes x 3 seeds; 83% with
+one seed per size (3 residual degrees of freedom), so run seeds. Resampling seeds within each size
+instead covered only 80%. SciPy's ``curve_fit`` is least squares in linear space, which lets the
+largest errors dominate and has no robust loss with bootstrap; hence this small optimiser.
 """
 
 from __future__ import annotations

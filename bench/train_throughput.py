@@ -24,7 +24,12 @@ os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
 def sentence_transformers_baseline(args) -> float:
     import torch
     from datasets import Dataset
-    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments, models
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+        models,
+    )
     from sentence_transformers.losses import MultipleNegativesRankingLoss
     from transformers import TrainerCallback
 
@@ -33,8 +38,8 @@ def sentence_transformers_baseline(args) -> float:
     from scaling.samplers import SamplerConfig, make_sampler
 
     corpus = load_corpus("parallel-qa:train")
-    sampler = make_sampler(SamplerConfig(strategy="hybrid", batch_size=args.batch_size, seed=0,
-                                         steps_per_epoch=args.steps), corpus)
+    sampler = make_sampler(SamplerConfig.of("hybrid", batch_size=args.batch_size, seed=0,
+                                            steps_per_epoch=args.steps), corpus)
     q, p = corpus.table.column("query").to_pylist(), corpus.table.column("passage").to_pylist()
     anchors, positives = [], []
     for batch in sampler:
@@ -83,7 +88,7 @@ LEVERS = {  # each is the default configuration with one lever changed
 
 def ours(args, lever: str) -> float:
     from scaling.training.config import TrainConfig
-    from scaling.training.trainer import fit
+    from scaling.training.trainer import fit, plan_run
 
     cfg = TrainConfig().with_overrides([
         "encoder.model=offline:multilingual-e5-small", "encoder.freeze_word_embeddings=true",
@@ -92,7 +97,7 @@ def ours(args, lever: str) -> float:
         f"run.report_every={max(1, args.steps // 3)}", f"run.checkpoint_every={args.steps}",
         f"run.storage_path={tempfile.mkdtemp(prefix='bench-train-')}", f"run.name=bench-{lever}", *LEVERS[lever]])
     start = time.perf_counter()
-    result = fit(cfg)
+    result = fit(plan_run(cfg))
     wall = time.perf_counter() - start
     windows, prev = [], 0
     for h in result.history:  # records average over windows of steps

@@ -32,8 +32,6 @@ TRIAL_COLUMNS = ("study", "trial_id")
 PARAMETER_COLUMNS = {"non_embedding_params": "non_embedding", "total_params": "total"}  # column -> count name
 METRIC_COLUMNS = ("benchmark", "setting", "query_lang", "candidate_lang", "metric", "value")
 METRIC_SCHEMA = pa.schema([(c, pa.float64() if c == "value" else pa.string()) for c in METRIC_COLUMNS])
-# Axis columns every study has; a strategy's axis parameters (alpha) and ``params.*`` axes add more.
-AXES = ("model", "size", "num_layers", "strategy", "recipe", "languages", "num_languages", "seed")
 GRID_AXES = ("size", "num_layers", "recipe", "num_languages", "languages")  # a trial's place in the grid, seed aside
 IDENTITY_EXCLUDED = ("recipe",)  # derived from other axes: not part of a trial's identity
 

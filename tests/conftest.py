@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-
 # A two-trial study of tiny random models on parallel-qa: seconds per trial on 2 CPUs.
 TINY_STUDY = {
     "study": {"name": "tiny"},

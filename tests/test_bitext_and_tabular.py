@@ -123,8 +123,10 @@ def test_jsonl_corpus(tmp_path):
     ({"group_id": "g9", "lang": "en", "query": "Q"}, "record line 2: missing field(s) ['passage', 'source']"),
     ({"group_id": "g9", "lang": "en", "query": "Q", "passage": "", "source": "s"}, "record line 2: field 'passage' is empty"),
     ({"group_id": "g1", "lang": "eng", "query": "Q", "passage": "P", "source": "s"}, "record line 2: duplicate (group_id, lang)"),
-    ({"group_id": "g9", "lang": "xx1", "query": "Q", "passage": "P", "source": "s"}, "record line 2: unknown language code 'xx1'"),
-    ({"group_id": "g9", "lang": "en", "query": 3, "passage": "P", "source": "s"}, "record line 2: field 'query' should be a string"),
+    ({"group_id": "g9", "lang": "xx1", "query": "Q", "passage": "P", "source": "s"},
+     "record line 2: unknown language code 'xx1'"),
+    ({"group_id": "g9", "lang": "en", "query": 3, "passage": "P", "source": "s"},
+     "record line 2: field 'query' should be a string"),
     ({"group_id": "g9", "lang": "en", "query": "Q", "passage": "P", "source": "s", "extra": "x"}, "unknown field(s) ['extra']"),
 ])
 def test_jsonl_bad_input_names_file_and_line(tmp_path, bad, message):

@@ -17,8 +17,8 @@ import pyarrow.compute as pc
 import yaml
 
 from conftest import TINY_STUDY
-from scaling.sweep.driver import load_results
 from scaling.store import ResultStore
+from scaling.sweep.driver import load_results
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP = str(ROOT / "jobs" / "sweep.py")

@@ -47,7 +47,8 @@ def test_parameter_counts_truncation_and_freezing():
     enc = tiny_encoder(TEXTS, hidden=32, layers=4)
     counts = enc.parameter_counts()
     emb = sum(p.numel() for p in enc.backbone.embeddings.word_embeddings.parameters())
-    emb += enc.backbone.embeddings.position_embeddings.weight.numel() + enc.backbone.embeddings.token_type_embeddings.weight.numel()
+    embeddings = enc.backbone.embeddings
+    emb += embeddings.position_embeddings.weight.numel() + embeddings.token_type_embeddings.weight.numel()
     assert counts["total"] - counts["non_embedding"] == emb
     small = tiny_encoder(TEXTS, hidden=32, layers=4, num_layers=2, freeze_word_embeddings=True)
     assert len(small.backbone.encoder.layer) == 2 and small.backbone.config.num_hidden_layers == 2
@@ -88,7 +89,8 @@ def test_skipping_padding_changes_no_output_or_gradient(kind, pooling, monkeypat
 
     rows = []  # rows each linear inside the blocks multiplies
     plain = torch.nn.Linear.forward
-    monkeypatch.setattr(torch.nn.Linear, "forward", lambda self, x: rows.append(x.reshape(-1, x.shape[-1]).shape[0]) or plain(self, x))
+    monkeypatch.setattr(torch.nn.Linear, "forward",
+                        lambda self, x: rows.append(x.reshape(-1, x.shape[-1]).shape[0]) or plain(self, x))
     for training in (False, True):
         grads = []
         for enc in (skipping, padded):
@@ -145,3 +147,51 @@ def test_tiny_tokenizer_is_the_same_in_every_process():
     assert "[UNK]" not in tok.tokenize(" ".join(TEXTS))  # every character is in the alphabet
     assert tok.tokenize("water at sea") == ["water", "at", "sea"]  # words seen twice are whole tokens
     assert tok.tokenize("wings") == ["w", "##i", "##n", "##g", "##s"]  # a word seen once is spelled out
+
+
+def test_pad_token_policy_is_eos_or_an_error_never_a_silent_zero():
+    from transformers import LlamaConfig, LlamaModel
+
+    from scaling.models.encoder import DualEncoder
+    from scaling.models.tiny import tiny_tokenizer
+
+    def llama(tokenizer):
+        return LlamaModel(LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                      num_attention_heads=2, num_key_value_heads=2))
+
+    tokenizer = tiny_tokenizer(TEXTS, 200)
+    tokenizer.pad_token = None
+    tokenizer.eos_token = "[SEP]"
+    enc = DualEncoder(llama(tokenizer), tokenizer, EncoderConfig(model="no-pad-llama", pooling="last"))
+    assert enc.pad_id == tokenizer.convert_tokens_to_ids("[SEP]") != 0
+    bare = tiny_tokenizer(TEXTS, 200)
+    bare.pad_token = None
+    bare.eos_token = None
+    with pytest.raises(ValueError, match="'no-pad-or-eos': its tokenizer has neither a pad nor an EOS token"):
+        DualEncoder(llama(bare), bare, EncoderConfig(model="no-pad-or-eos"))
+
+
+def test_skip_padding_without_found_layers_is_an_error():
+    from scaling.models.encoder import DualEncoder
+
+    class Hidden(torch.nn.Module):  # a wrapper that hides the transformer blocks
+        def __init__(self, inner):
+            super().__init__()
+            self.inner, self.config = inner, inner.config
+
+    enc = tiny_encoder(TEXTS, hidden=32, layers=1)
+    with pytest.raises(ValueError, match="encoder.skip_padding is on, but the transformer layers of Hidden"):
+        DualEncoder(Hidden(enc.backbone), enc.tokenizer, EncoderConfig(model="hidden"))
+    DualEncoder(Hidden(enc.backbone), enc.tokenizer, EncoderConfig(model="hidden", skip_padding=False))
+
+
+def test_model_names_find_their_family():
+    from scaling.models.families import family_for
+
+    assert [family_for(n).name for n in ("tiny:hidden=32,layers=2", "offline:multilingual-e5-small",
+                                         "intfloat/multilingual-e5-small", "./some/folder", "org/model")] == [
+        "tiny", "offline-e5", "offline-e5", "huggingface", "huggingface"]
+    with pytest.raises(ValueError, match="encoder.model 'tiny:hidden=x'"):
+        family_for("tiny:hidden=x").check(EncoderConfig(model="tiny:hidden=x"))
+    with pytest.raises(ValueError, match="is not a local folder"):
+        family_for("./no/such/model").check(EncoderConfig(model="./no/such/model"))

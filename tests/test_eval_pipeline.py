@@ -109,3 +109,41 @@ def test_evaluate_job_writes_parquet_and_manifest_and_reuses_cache(tmp_path, ben
     assert main(args) == 0
     assert "(cached embeddings)" in capsys.readouterr().out
     assert main(args[:-6] + ["--benchmark", "nope"]) == 2
+
+
+def test_tatoeba_rule_reports_accuracy_per_direction_as_data(tmp_path, encoder):
+    """Tatoeba is a suite of per-language benchmarks whose rule keeps cross-lingual recall@1 as
+    accuracy@1 and macro-averages it per direction; checked against each member scored alone."""
+    from scaling.data.tatoeba_retrieval import build_tatoeba
+    from scaling.eval.evaluate import evaluate_suite
+
+    pairs = {"deu": (["Hallo Welt.", "Danke sehr.", "Gute Nacht."], ["Hello world.", "Thanks a lot.", "Good night."]),
+             "fra": (["Bonjour.", "Merci.", "Oui.", "Non."], ["Hello.", "Thanks.", "Yes.", "No."])}
+    for code, (xs, es) in pairs.items():
+        (tmp_path / f"tatoeba.{code}-eng.{code}").write_text("\n".join(xs) + "\n", encoding="utf-8")
+        (tmp_path / f"tatoeba.{code}-eng.eng").write_text("\n".join(es) + "\n", encoding="utf-8")
+    suite = build_tatoeba(tmp_path)
+    config = EvalConfig(cache_dir=str(tmp_path / "cache"))
+    result = evaluate_suite(encoder, suite, config)
+    assert {r.benchmark for r in result.records} == {"tatoeba"} and {r.metric for r in result.records} == {"accuracy@1"}
+    assert {r.setting for r in result.records} == {"cross"}
+    alone = {}
+    for lang, bench in suite.members.items():
+        part = evaluate_benchmark(encoder, bench, EvalConfig(settings=("cross",), ks=(1,), cache_dir=config.cache_dir))
+        alone[lang] = (part.value(bench.name, "cross", "recall@1", lang, "en"),
+                       part.value(bench.name, "cross", "recall@1", "en", lang))
+        assert result.value("tatoeba", "cross", "accuracy@1", lang, "en") == alone[lang][0]
+        assert result.value("tatoeba", "cross", "accuracy@1", "en", lang) == alone[lang][1]
+    assert result.value("tatoeba", "cross", "accuracy@1", "*", "en") == pytest.approx(np.mean([v[0] for v in alone.values()]))
+    assert result.value("tatoeba", "cross", "accuracy@1", "en", "*") == pytest.approx(np.mean([v[1] for v in alone.values()]))
+
+
+def test_evaluation_options_choose_metrics_and_are_checked(tmp_path, bench, encoder):
+    result = evaluate_benchmark(encoder, bench, EvalConfig(cache_dir=str(tmp_path), ks=(1, 5), metrics=("map", "ndcg"),
+                                                           settings=("multi",)))
+    assert {r.metric for r in result.records} == {"map", "ndcg@1", "ndcg@5", "queries"}
+    assert {r.setting for r in result.records} == {"multi"}
+    for bad, message in (({"ks": (0,)}, "eval.ks"), ({"metrics": ("f1",)}, "eval.metrics"),
+                         ({"settings": ("bilingual",)}, "eval.settings"), ({"batch_size": 0}, "eval.batch_size")):
+        with pytest.raises(ValueError, match=message):
+            EvalConfig(**bad)

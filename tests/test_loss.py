@@ -9,8 +9,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
-from scaling.training.loop import _average_gradients
 from scaling.training.loss import InfoNCELoss, LossConfig
+from scaling.training.step import average_gradients as _average_gradients
 
 B, D_IN, D = 8, 12, 6  # global batch, input and embedding sizes
 

@@ -113,3 +113,28 @@ def test_bitext_cannot_make_monolingual_batches():
     b = next(iter(xy))
     assert all(q != p for q, p in zip(b.query_rows, b.passage_rows))
     assert make_sampler(SamplerConfig.of("hybrid", alpha=0.0, batch_size=4), corpus).kind == "hybrid"
+
+
+def test_single_language_ignores_the_size_of_other_languages():
+    rows_ = [{"group_id": f"g{g}", "lang": lang, "query": f"q{g}{lang}", "passage": f"p{g}{lang}", "source": "s"}
+             for g in range(40) for lang in (["en", "de"] if g < 3 else ["en"])]
+    corpus = ParallelCorpus.from_rows(rows_, origin="toy")  # only 3 German groups, 40 English ones
+    sampler = make_sampler(SamplerConfig.of("single", batch_size=16, language="en"), corpus)
+    assert {b.languages for b in sampler} == {("en",)}
+    with pytest.raises(SamplerConfigError, match=r"larger than the groups available for de \(3\)"):
+        make_sampler(SamplerConfig.of("single", batch_size=16, language="de"), corpus)
+
+
+@pytest.mark.parametrize("settings,message", [
+    ({"alpah": 0.3}, r"unknown setting 'sampler.alpah'.*did you mean sampler.alpha"),
+    ({"alpha": "0.3"}, r"sampler.alpha must be in \[0, 1\], not '0.3'"),
+    ({"temperature": 0}, "sampler.temperature must be a number > 0"),
+    ({"language_sampling": "sizes"}, "sampler.language_sampling must be 'uniform' or 'size'"),
+])
+def test_strategy_parameters_are_checked_when_the_configuration_is_read(settings, message):
+    with pytest.raises(SamplerConfigError, match=message):
+        SamplerConfig.of("hybrid", **settings)
+    with pytest.raises(SamplerConfigError, match="not a sampler setting nor a parameter of strategy 'xy'"):
+        SamplerConfig.of("xy", alpha=0.5)  # xy takes no alpha
+    config = SamplerConfig.of("hybrid", alpha=0.25, batch_size=8)
+    assert SamplerConfig.from_dict(config.to_dict()) == config and config.recipe == "hybrid a=0.25"

@@ -9,7 +9,7 @@ import pyarrow.fs as pafs
 import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 
-from scaling.store import attempt_name, trial_run_name, ResultStore
+from scaling.store import ResultStore, attempt_name, trial_run_name
 
 
 def tables():

@@ -13,7 +13,6 @@ from scaling.sweep.cli import DEFAULT_STUDY, main
 from scaling.sweep.study import StudyConfigError, build_study, load_study
 
 
-
 def test_quickstart_grid():
     study = load_study(DEFAULT_STUDY)
     assert len(study.trials) == 6 and study.estimated_steps() == 180
@@ -52,10 +51,32 @@ def test_nested_language_counts_params_and_overrides():
     ("bogus.x=1", "unknown section"),
     ("keep_models=maybe", "keep_models must be true or false"),
     ("axes.languages=[[en, no]]", "read as a boolean"),
+    ("study.nmae=x", r"unknown setting study.nmae \(did you mean study.name\?\)"),
+    ("axes.strategy=[{name: hybrid, alpah: 0.3}]", "alpah is not a parameter of strategy 'hybrid' \\(did you mean 'alpha'"),
+    ("axes.model=[{model: 'tiny:hidden=32,layers=2', num_layer: 2}]", r"axes.model\[\].num_layer \(did you mean"),
+    ("axes.model={ladder: {family: tiny, sizes: [[32, 2]], extra: 1}}", "unknown setting axes.model.ladder.extra"),
+    ("axes.model=[tiny:hidden=32,layers=2]", "split by YAML at a comma"),
+    ("train.encoder.freeze_word_embeddings=flase", "freeze_word_embeddings should be true or false, got 'flase'"),
+    ("train.sampler.temprature=2", "train.sampler.temprature is not a parameter of any strategy"),
+    ("resources.gpus=1", r"unknown setting resources.gpus \(did you mean resources.gpus_per_worker"),
+    ("resources.workers_per_trial=two", "resources.workers_per_trial should be an integer, got 'two'"),
+    ("eval.kss=[1]", r"unknown setting eval.kss \(did you mean eval.ks"),
+    ("eval.metrics=[map, f1]", "eval.metrics"),
 ])
 def test_bad_study_settings_are_named(override, message):
     with pytest.raises(StudyConfigError, match=message):
         build_study(json.loads(json.dumps(TINY)), [override])
+
+
+def test_resources_and_evaluation_options_pass_through_typed():
+    raw = json.loads(json.dumps(TINY))
+    raw["resources"] = {"workers_per_trial": 2, "cpus_per_worker": 0.5, "gpus_per_worker": 0.5, "eval_gpus": 0.25}
+    raw["eval"] = {"ks": [1, 5], "batch_size": 16, "max_length": 48}
+    study = build_study(raw, [])
+    assert study.resources.for_trial().gpus_per_worker == 0.5  # a fraction stays a fraction
+    assert study.resources.for_trial().eval_gpus == 0.25
+    assert all(t.config.run.gpus_per_worker == 0.5 for t in study.trials)
+    assert study.eval.ks == (1, 5) and study.eval.max_length == 48 and study.eval.batch_size == 16
 
 
 def test_dry_run_prints_the_grid(capsys):

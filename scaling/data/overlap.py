@@ -63,7 +63,8 @@ def check_overlap(corpus: ParallelCorpus, benchmark: RetrievalBenchmark, *, corp
     by_kind = {
         "title": (t.column("title").to_pylist(), {normalise_text(x) for x in benchmark.titles}),
         "query": (t.column("query").to_pylist(), {normalise_text(x) for x in benchmark.queries.column("text").to_pylist()}),
-        "passage": (t.column("passage").to_pylist(), {normalise_text(x) for x in benchmark.candidates.column("text").to_pylist()}),
+        "passage": (t.column("passage").to_pylist(),
+                    {normalise_text(x) for x in benchmark.candidates.column("text").to_pylist()}),
     }
     overlaps = []
     for kind, (values, targets) in by_kind.items():

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Literal, Mapping
 
 from scaling.data.corpus import ParallelCorpus
+from scaling.data.errors import DataError
 from scaling.data.sentences import sentence_splitter
 from scaling.data.squad import SquadParagraph, read_squad_json, split_paragraphs
-from scaling.data.errors import DataError
 
 PassageUnit = Literal["sentence", "paragraph"]
 

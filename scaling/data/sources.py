@@ -151,11 +151,11 @@ def _file_codes(entry: RegisteredDataset, languages: Sequence[str] | None) -> li
     if languages is None or not entry.file_codes:
         return list(languages) if languages else None
     by_canon = {canonical(c): c for c in entry.file_codes}
-    missing = [l for l in languages if canonical(l) not in by_canon]
+    missing = [lang for lang in languages if canonical(lang) not in by_canon]
     if missing:
         raise DataError(f"{entry.name} has no language(s) {missing}", file=entry.name,
                         hint=f"available: {', '.join(sorted(by_canon))}")
-    return [by_canon[canonical(l)] for l in languages]
+    return [by_canon[canonical(lang)] for lang in languages]
 
 
 def _squad_files(folder: Path, entry: RegisteredDataset, codes: Sequence[str] | None) -> dict[str, Path]:

@@ -13,9 +13,9 @@ from pathlib import Path
 from scaling.data import DataError, load_benchmark
 from scaling.eval.embeddings import model_fingerprint
 from scaling.eval.evaluate import EvalConfig, EvalResult, evaluate_suite, summary_rows, write_records
+from scaling.files import write_atomic
 from scaling.models.encoder import DualEncoder, EncoderConfig
 from scaling.models.offline_e5 import OfflineModelMissing
-from scaling.files import write_atomic
 from scaling.provenance import provenance
 
 
@@ -79,7 +79,8 @@ def run(args: argparse.Namespace) -> EvalResult:
                                 result.value(suite.name, setting, metric, pivot, "*"))
         print(f"{suite.name} {metric}: xx->{pivot} {to_pivot:.3f}, {pivot}->xx {from_pivot:.3f}")
     for key, seconds in result.timings.items():
-        print(f"time {key}: {seconds:.1f} s" + (" (cached embeddings)" if key.endswith("/encode") and result.cached.get(key.rsplit('/', 1)[0]) else ""))
+        cached = key.endswith("/encode") and result.cached.get(key.rsplit("/", 1)[0])
+        print(f"time {key}: {seconds:.1f} s" + (" (cached embeddings)" if cached else ""))
     for note in result.notes:
         print(f"note: {note}")
     print(f"wrote {out / 'metrics.parquet'} ({len(result.records)} records) and {out / 'manifest.json'}")

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from scaling.records import HELDOUT_KINDS, heldout_column
+
 
 def _sorted(ranks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Ranks sorted ascending per row with absent slots last, and the count of present ones."""
@@ -85,8 +87,8 @@ METRICS: dict[str, MetricSpec] = {s.family: s for s in (
     MetricSpec("rank_distance", "rank distance (lower is better)", higher_is_better=False),
     MetricSpec("queries", "queries scored"),
     MetricSpec("loss", "training loss (InfoNCE)", higher_is_better=False),
-    MetricSpec("heldout_loss_xx", "held-out loss, X-X batches", higher_is_better=False),
-    MetricSpec("heldout_loss_xy", "held-out loss, X-Y batches", higher_is_better=False),
+    *(MetricSpec(heldout_column(kind), f"held-out loss, {kind.upper().replace('X', 'X-', 1)} batches",
+                 higher_is_better=False) for kind in HELDOUT_KINDS),
 )}
 RANKING_FAMILIES = ("map", "recall", "ndcg", "mrr", "rank_distance")  # what evaluation can compute
 

@@ -32,8 +32,8 @@ class SizeLadder:
 
     def encoder_configs(self, base: EncoderConfig = EncoderConfig()) -> list[EncoderConfig]:
         if self.family == "tiny":
-            return [replace(base, model=f"tiny:hidden={h},layers={l},heads={max(1, h // 32)}", num_layers=None)
-                    for h, l in self.sizes]
+            return [replace(base, model=f"tiny:hidden={h},layers={k},heads={max(1, h // 32)}", num_layers=None)
+                    for h, k in self.sizes]
         return [replace(base, model=self.family, num_layers=k) for k in self.sizes]
 
     def labels(self) -> list[str]:

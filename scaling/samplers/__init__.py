@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Sequence
 
 from scaling.data.corpus import ParallelCorpus
+from scaling.names import closest
 from scaling.samplers import crosslingual, hybrid, monolingual, multilingual, single  # noqa: F401  (registration)
 from scaling.samplers.base import Batch, BatchSampler, CorpusIndex
 from scaling.samplers.errors import SamplerConfigError
@@ -29,6 +29,12 @@ class SamplerConfig:
     params: Any = None
 
     def __post_init__(self) -> None:
+        for name, value in (("batch_size", self.batch_size), ("seed", self.seed), ("steps_per_epoch", self.steps_per_epoch)):
+            if name == "steps_per_epoch" and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or (name != "seed" and value < 1):
+                raise SamplerConfigError(f"sampler.{name} should be {'an integer' if name == 'seed' else 'an integer >= 1'}, "
+                                         f"got {value!r}")
         spec = get_strategy(self.strategy)
         if self.params is None:
             object.__setattr__(self, "params", spec.params())
@@ -48,10 +54,10 @@ class SamplerConfig:
         common = {f.name for f in fields(cls)} - {"strategy", "params"}
         shared = {k: raw.pop(k) for k in list(raw) if k in common}
         for key in [k for k in raw if k not in spec.param_names()]:
-            close = difflib.get_close_matches(key, sorted(common) + list(spec.param_names()), n=1)
+            close = closest(key, sorted(common) + list(spec.param_names()))
             raise SamplerConfigError(
                 f"unknown setting '{where}{key}': not a sampler setting nor a parameter of strategy {spec.name!r}"
-                + (f" (did you mean {where}{close[0]}?)" if close else "")
+                + (f" (did you mean {where}{close}?)" if close else "")
                 + f"; shared settings are {sorted(common)}, {spec.name!r} takes {list(spec.param_names()) or 'no parameters'}")
         return cls(spec.name, params=spec.make_params(raw, where), **shared)
 

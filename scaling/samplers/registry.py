@@ -8,10 +8,10 @@ loss all find it here; nothing else needs an edit.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, fields
 from typing import Any, Callable
 
+from scaling.names import closest
 from scaling.samplers.errors import SamplerConfigError
 
 
@@ -36,10 +36,10 @@ class Strategy:
         known = self.param_names()
         for key in raw:
             if key not in known:
-                close = difflib.get_close_matches(key, known, n=1)
+                close = closest(key, known)
                 raise SamplerConfigError(
                     f"{where}{key} is not a parameter of strategy {self.name!r}"
-                    + (f" (did you mean {close[0]!r}?)" if close else "")
+                    + (f" (did you mean {close!r}?)" if close else "")
                     + f"; it takes {list(known) or 'no parameters'}")
         try:
             return self.params(**raw)
@@ -65,7 +65,7 @@ def register_strategy(name: str, params: type, sampler: type, label: Callable[[A
 
 def get_strategy(name: str) -> Strategy:
     if name not in STRATEGIES:
-        close = difflib.get_close_matches(str(name), list(STRATEGIES), n=1)
-        raise SamplerConfigError(f"unknown sampler.strategy {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+        close = closest(str(name), STRATEGIES)
+        raise SamplerConfigError(f"unknown sampler.strategy {name!r}" + (f" (did you mean {close!r}?)" if close else "")
                                  + f"; choose from {sorted(STRATEGIES)}")
     return STRATEGIES[name]

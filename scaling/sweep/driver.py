@@ -13,7 +13,7 @@ import os
 import shutil
 import time
 import uuid
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 
 import pyarrow as pa
 
@@ -89,7 +89,22 @@ def plan_trials(study: Study, store: ResultStore, trials: list[Trial]) -> dict[s
     return plans
 
 
-def run_trial(plan: TrialPlan, study: Study, store: ResultStore) -> dict:
+@dataclass(frozen=True)
+class StudyContext:
+    """What a trial needs of its study, in plain values: Tune ships it to the trial's process,
+    which must unpickle it before the plan's plugins (a lab's own strategy) are imported."""
+
+    name: str
+    zero_shot: str
+    keep_models: bool
+    axis_types: dict[str, pa.DataType]
+
+    @classmethod
+    def of(cls, study: Study) -> "StudyContext":
+        return cls(study.name, study.zero_shot, study.keep_models, axis_types([t.axes for t in study.trials]))
+
+
+def run_trial(plan: TrialPlan, study: StudyContext, store: ResultStore) -> dict:
     """Train, evaluate and record one trial (the manifest, written last, marks it finished)."""
     from scaling.eval.stage import run_evaluation
     from scaling.training.outcome import MODEL_FOLDER
@@ -112,7 +127,7 @@ def run_trial(plan: TrialPlan, study: Study, store: ResultStore) -> dict:
     record = TrialRecord(study.name, plan.trial_id, plan.axes, result.parameters, metric_rows(evaluation.records),
                          result.history, result.metrics, {"train": trained - start, "evaluate": evaluated - trained},
                          manifest)
-    store.write_record(record, axis_types([t.axes for t in study.trials]))
+    store.write_record(record, study.axis_types)
     result.remove_checkpoints()  # the trial is recorded; its resume checkpoints are GBs for a real model
     if study.keep_models and not store.is_local:  # the driver's copy is local scratch: keep it with the results
         store.upload_folder(result.model_dir, f"{RUNS}/{result.run_dir.name}/final_model")
@@ -146,11 +161,12 @@ def run_study(study: Study, *, resume: bool = False) -> ResultStore:
     if not ray.is_initialized():
         ray.init(address=os.environ.get("RAY_ADDRESS"), ignore_reinit_error=True)
     locations = {trial_id: plan.location for trial_id, plan in plans.items()}
+    context = StudyContext.of(study)
 
     def trainable(params: dict) -> None:
         plan = TrialPlan.read(locations[params["trial_id"]])
         print(f"trial {plan.trial_id} start: {plan.axes}", flush=True)
-        metrics = run_trial(plan, study, store)
+        metrics = run_trial(plan, context, store)
         print(f"trial {plan.trial_id} finished: {metrics}", flush=True)
         tune.report(metrics)
 

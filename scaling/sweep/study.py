@@ -26,7 +26,6 @@ study recognises finished trials whatever order the grid is expanded in.
 from __future__ import annotations
 
 import copy
-import difflib
 import itertools
 import json
 from dataclasses import dataclass, field, fields
@@ -39,6 +38,7 @@ from scaling.eval.evaluate import EvalConfig
 from scaling.languages import LanguageOrdering, canonical_many
 from scaling.models.encoder import EncoderConfig
 from scaling.models.ladder import SizeLadder
+from scaling.names import closest
 from scaling.plan import TrialResources
 from scaling.records import trial_id
 from scaling.samplers import STRATEGIES, SamplerConfigError, get_strategy
@@ -61,8 +61,8 @@ def _strict(raw: Any, known: tuple[str, ...] | list[str], where: str) -> dict:
         raise StudyConfigError(f"{where} should be a mapping, found {type(raw).__name__}")
     for key in raw:
         if key not in known:
-            close = difflib.get_close_matches(str(key), list(known), n=1)
-            raise StudyConfigError(f"unknown setting {where}.{key}" + (f" (did you mean {where}.{close[0]}?)" if close else "")
+            close = closest(str(key), known)
+            raise StudyConfigError(f"unknown setting {where}.{key}" + (f" (did you mean {where}.{close}?)" if close else "")
                                    + f"; {where} accepts {list(known)}")
     return raw
 
@@ -154,6 +154,9 @@ def _models(spec: Any) -> list[dict[str, Any]]:
     if isinstance(spec, list) and spec:
         out = []
         for item in spec:
+            if isinstance(item, str) and ":" not in item and "=" in item:
+                raise StudyConfigError(f"axes.model entry {item!r} looks like the rest of a model name split by YAML at "
+                                       "a comma; quote the name: model: ['tiny:hidden=32,layers=2']")
             entry = {"model": item} if isinstance(item, str) else dict(_strict(item, ENCODER_KEYS + ("size",), "axes.model[]"))
             if "model" not in entry:
                 raise StudyConfigError(f"axes.model entry {item!r} has no 'model'")
@@ -236,25 +239,21 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             key, value = parse_override(item)
         except ValueError as exc:
             raise StudyConfigError(str(exc)) from None
-        *path, last = key.split(".")
-        if path and path[0] not in SECTIONS or not path and last not in SECTIONS:
+        first = key.split(".")[0]
+        if first not in SECTIONS:
             raise StudyConfigError(f"override {key!r}: unknown section; sections are {list(SECTIONS)}")
-        node = raw
-        for part in path:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise StudyConfigError(f"override {key!r}: {part!r} is not a section")
-        node[last] = value
+        _set(raw, key, value, f"override {key!r}")
     return raw
 
 
-def _set(raw: dict, dotted: str, value: Any) -> None:
+def _set(raw: dict, dotted: str, value: Any, what: str = "axes") -> None:
+    """Set a dotted key in a nested mapping, creating sections on the way."""
     *path, last = dotted.split(".")
     node = raw
     for part in path:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
-            raise StudyConfigError(f"axes: {dotted!r}: {part!r} is not a section")
+            raise StudyConfigError(f"{what}: {part!r} of {dotted!r} is not a section")
     node[last] = value
 
 
@@ -270,7 +269,7 @@ def build_study(raw: dict, overrides: list[str], origin: str = "study") -> Study
     raw = apply_overrides(raw, overrides)
     unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
-        close = [c for u in unknown for c in difflib.get_close_matches(u, SECTIONS, n=1)]
+        close = [c for c in (closest(u, SECTIONS) for u in unknown) if c]
         raise StudyConfigError(f"{origin}: unknown section(s) {unknown}" + (f" (did you mean {close}?)" if close else "")
                                + f"; a study has {list(SECTIONS)}")
     meta = _strict(raw.get("study"), ("name", "description"), "study")
@@ -301,9 +300,9 @@ def build_study(raw: dict, overrides: list[str], origin: str = "study") -> Study
         if key not in SAMPLER_SHARED and key != "strategy" and not any(
                 key in get_strategy(s["name"]).param_names() for s in strategies):
             names = sorted({p for s in STRATEGIES.values() for p in s.param_names()} | set(SAMPLER_SHARED))
-            close = difflib.get_close_matches(key, names, n=1)
+            close = closest(key, names)
             raise StudyConfigError(f"train.sampler.{key} is not a parameter of any strategy in this study "
-                                   f"({[s['name'] for s in strategies]})" + (f"; did you mean {close[0]!r}?" if close else ""))
+                                   f"({[s['name'] for s in strategies]})" + (f"; did you mean {close!r}?" if close else ""))
     grids = [("model", _models(axes.get("model") or [{"model": base_model}])),
              ("languages", _language_sets(axes.get("languages"))),
              ("strategy", strategies),

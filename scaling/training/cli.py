@@ -11,6 +11,7 @@ from pathlib import Path
 from scaling.data import DataError
 from scaling.files import write_atomic
 from scaling.models.offline_e5 import OfflineModelMissing
+from scaling.records import HELDOUT_COLUMNS
 from scaling.samplers import SamplerConfigError
 from scaling.training.config import TrainConfig
 
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     write_atomic(result.run_dir / "summary.json", json.dumps(summary, indent=1))
     last = result.history[-1] if result.history else {}
     heldout = [f"{k} {v:.4f}" if isinstance(v, float) else f"{k}: {v}"
-               for k, v in result.metrics.items() if k.startswith("heldout_loss")]
+               for k, v in result.metrics.items() if k in HELDOUT_COLUMNS]
     print(f"trained {result.metrics.get('step')} steps: loss {result.metrics.get('loss'):.4f}; "
           f"{', '.join(heldout) or 'no held-out loss (data.heldout unset)'}; "
           f"{last.get('samples_per_s', 0):.1f} samples/s")

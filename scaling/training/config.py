@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import yaml
 
 from scaling.models.encoder import EncoderConfig
+from scaling.names import closest
 from scaling.samplers import SamplerConfig
 from scaling.training.loss import LossConfig
 
@@ -166,7 +166,7 @@ def _build(cls, raw: Any, where: str):
     known = {f.name: f for f in fields(cls)}
     unknown = sorted(set(raw) - set(known))
     if unknown:
-        close = [c for u in unknown for c in difflib.get_close_matches(u, list(known), n=1)]
+        close = [c for c in (closest(u, known) for u in unknown) if c]
         raise ValueError(f"unknown setting(s) {[f'{where}{u}' for u in unknown]}"
                          + (f" (did you mean {', '.join(where + c for c in close)}?)" if close else "")
                          + f"; {where or 'top level'} accepts {sorted(known)}")

@@ -1,0 +1,134 @@
+"""Trial plans: built once on the driver, each source loaded once; workers and evaluation read
+the plan alone (run here in-process, with every source loader made to fail)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import TINY_STUDY
+from scaling.data.suites import BenchmarkSuite
+from scaling.plan import TrialPlan
+from scaling.store import ResultStore
+from scaling.sweep.study import build_study
+
+
+def _counting(monkeypatch, module, name, calls):
+    real = getattr(module, name)
+
+    def counted(source, *args, **kwargs):
+        calls.append(source)
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(module, name, counted)
+
+
+def _forbid_sources(monkeypatch):
+    import scaling.data
+    import scaling.data.sources
+    import scaling.plan.builder
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"a source was loaded after planning: {args}")
+
+    for module in (scaling.data, scaling.data.sources, scaling.plan.builder):
+        monkeypatch.setattr(module, "load_corpus", refuse)
+        monkeypatch.setattr(module, "load_benchmark", refuse)
+
+
+@pytest.fixture
+def planned(tmp_path, monkeypatch):
+    import scaling.plan.builder as builder
+    from scaling.sweep.driver import plan_trials
+
+    raw = json.loads(json.dumps(TINY_STUDY))
+    raw["storage"] = str(tmp_path / "results")
+    raw["eval"] = {"ks": [1, 3], "settings": ["multi", "cross"]}
+    study = build_study(raw, [])
+    store = ResultStore(tmp_path / "results" / "tiny")
+    corpus_loads, benchmark_loads = [], []
+    _counting(monkeypatch, builder, "load_corpus", corpus_loads)
+    _counting(monkeypatch, builder, "load_benchmark", benchmark_loads)
+    plans = plan_trials(study, store, list(study.trials))
+    return study, plans, corpus_loads, benchmark_loads
+
+
+def test_each_source_is_loaded_once_for_the_whole_study(planned):
+    study, plans, corpus_loads, benchmark_loads = planned
+    assert len(plans) == 2
+    assert sorted(corpus_loads) == ["parallel-qa:eval", "parallel-qa:train"]  # training data and held-out set, once
+    assert benchmark_loads == ["parallel-qa:eval"]  # for the zero-shot check and for evaluation alike
+    a, b = plans.values()
+    assert a.corpus.path == b.corpus.path and a.benchmarks[0].path == b.benchmarks[0].path  # written once
+    assert a.corpus.dropped_groups == {"parallel-qa:eval": 0} and a.corpus.rows == 560
+    assert a.eval.ks == (1, 3) and a.eval.settings == ("multi", "cross")
+    assert a.config.encoder.model.endswith("init_model")  # the tiny model, materialised on the driver
+    assert a.config.run.name.startswith(f"trial-{a.trial_id}-")
+    again = TrialPlan.read(a.location)
+    assert again.to_dict() == a.to_dict()
+
+
+def test_worker_and_evaluation_read_only_the_plan(planned, tmp_path, monkeypatch):
+    from scaling.eval.stage import evaluate_plan
+    from scaling.training.context import LocalWorker
+    from scaling.training.outcome import MODEL_FOLDER, TrainOutcome
+    from scaling.training.worker import run_worker
+
+    study, plans, _, _ = planned
+    plan = TrialPlan.read(next(iter(plans.values())).location)
+    plan = TrialPlan.from_dict({**plan.to_dict(), "config": {**plan.config.to_dict(),
+                                                             "run": {**plan.config.to_dict()["run"], "num_workers": 1}}})
+    _forbid_sources(monkeypatch)
+    steps = []
+    ctx = LocalWorker(tmp_path / "local")
+    run_worker(plan, ctx, hooks=[lambda step, rank, world, resumed: steps.append(step)])
+    assert steps == [0, 1, 2, 3] and [r["step"] for r in ctx.reports] == [4]
+    outcome = TrainOutcome.read(ctx.checkpoints[-1])
+    assert [h["step"] for h in outcome.history] == [2, 4] and "heldout_loss_xy" in outcome.metrics
+    result = evaluate_plan(plan, ctx.checkpoints[-1] / MODEL_FOLDER)
+    settings = {(r.setting, r.metric) for r in result.records if r.query_lang == "*"}
+    assert ("multi", "map") in settings and ("cross", "recall@3") in settings
+    assert not {s for s, _ in settings} - {"multi", "cross"} and ("multi", "recall@10") not in settings
+
+
+def test_a_resumed_local_run_continues_from_its_checkpoint(planned, tmp_path, monkeypatch):
+    from scaling.training.context import LocalWorker
+    from scaling.training.outcome import TrainOutcome
+    from scaling.training.worker import run_worker
+
+    _, plans, _, _ = planned
+    base = next(iter(plans.values())).to_dict()
+    base["config"]["run"].update(num_workers=1, checkpoint_every=2, report_every=2)
+    plan = TrialPlan.from_dict(base)
+    straight = LocalWorker(tmp_path / "straight")
+    run_worker(plan, straight)
+
+    def crash(step, rank, world, resumed):
+        if step == 3 and not resumed:
+            raise RuntimeError("crash")
+
+    broken = LocalWorker(tmp_path / "broken")
+    with pytest.raises(RuntimeError, match="crash"):
+        run_worker(plan, broken, hooks=[crash])
+    run_worker(plan, broken, hooks=[crash])  # resumes from the step-2 checkpoint
+    a, b = (TrainOutcome.read(w.checkpoints[-1]) for w in (straight, broken))
+    assert b.metrics["resumed_from"] == 2 and a.metrics["resumed_from"] == -1
+    assert [h["loss"] for h in a.history] == pytest.approx([h["loss"] for h in b.history], rel=1e-6)
+
+
+def test_a_suite_and_its_rule_survive_the_plan_files(tmp_path):
+    from scaling.data.tatoeba_retrieval import build_tatoeba
+    from scaling.plan.files import read_suite, write_suite
+
+    for code, lines in (("deu", ["Hallo.", "Danke."]), ("fra", ["Bonjour.", "Merci.", "Oui."])):
+        (tmp_path / f"tatoeba.{code}-eng.{code}").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        (tmp_path / f"tatoeba.{code}-eng.eng").write_text("\n".join(["Hello.", "Thanks.", "Yes."][:len(lines)]) + "\n",
+                                                          encoding="utf-8")
+    suite = build_tatoeba(tmp_path)
+    store = ResultStore(tmp_path / "store")
+    write_suite(store, "data/tatoeba", suite)
+    back = read_suite(store, "data/tatoeba")
+    assert isinstance(back, BenchmarkSuite) and back.rule == suite.rule and list(back.members) == ["de", "fr"]
+    assert [b.fingerprint() for b in back] == [b.fingerprint() for b in suite]
+    assert back["fr"].relevance == suite["fr"].relevance
