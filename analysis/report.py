@@ -98,6 +98,8 @@ def build_report(results: StudyResults, out: Path, options: ReportOptions = Repo
     r.add(f"# Study report: {results.name}", "", study_cfg.get("description", "") or "", "",
           f"- results: `{results.location}`",
           f"- trials finished: {len(results.trials)} of {results.grid_size()} in the grid",
+          *([f"- left out: {len(results.left_out)} finished trial folder(s) outside the grid study.json records "
+             f"({', '.join(results.left_out)})"] if results.left_out else []),
           f"- axes varied: {', '.join(results.varying()) or 'none'}; seeds: "
           f"{', '.join(map(str, sorted(results.trials['seed'].unique())))}",
           f"- benchmarks: {', '.join(sorted(results.metrics['benchmark'].unique()))}",

@@ -41,6 +41,7 @@ class StudyResults:
     curves: pd.DataFrame
     manifests: dict[str, dict] = field(repr=False)
     study: dict = field(repr=False)  # study.json: the configuration and the whole grid
+    left_out: list[str] = field(default_factory=list)  # finished trial folders outside the study's grid
 
     @property
     def name(self) -> str:
@@ -87,10 +88,17 @@ def _training_languages(manifest: dict, study: dict) -> list[str] | None:
 def load(location: str | Path | ResultStore) -> StudyResults:
     """Read a study's finished trials (a folder, an ``s3://`` URI, or a ``ResultStore``)."""
     store = location if isinstance(location, ResultStore) else ResultStore(location)
-    metrics = _with_recipe(store.trial_tables("metrics.parquet").to_pandas())
-    curves_table = store.trial_tables("curve.parquet")
-    manifests = store.manifests()
     study = store.read_json("study.json") if store.exists("study.json") else {}
+    finished = store.finished()
+    grid = {t["trial_id"] for t in study.get("trials", [])}
+    ids = [t for t in finished if t in grid] if grid else finished  # only the study's current grid
+    left_out = sorted(set(finished) - set(ids))
+    if not ids and finished:
+        raise FileNotFoundError(f"{store.location}: none of its {len(finished)} finished trials is in the grid that "
+                                "study.json records")
+    metrics = _with_recipe(store.trial_tables("metrics.parquet", ids).to_pandas())
+    curves_table = store.trial_tables("curve.parquet", ids)
+    manifests = store.manifests(ids)
 
     axis_columns = [c for c in metrics.columns if c not in ("benchmark", "setting", "query_lang", "candidate_lang",
                                                            "metric", "value")]
@@ -111,4 +119,4 @@ def load(location: str | Path | ResultStore) -> StudyResults:
     curves = curves_table.to_pandas()
     if len(curves):
         curves = curves.merge(trials[[c for c in trials.columns if c in axis_columns]], on="trial_id", how="left")
-    return StudyResults(str(store.location), metrics, trials, curves, manifests, study)
+    return StudyResults(str(store.location), metrics, trials, curves, manifests, study, left_out)

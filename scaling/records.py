@@ -36,10 +36,13 @@ GRID_AXES = ("size", "num_layers", "recipe", "num_languages", "languages")  # a 
 IDENTITY_EXCLUDED = ("recipe",)  # derived from other axes: not part of a trial's identity
 
 
-def trial_id(axes: Mapping[str, Any]) -> str:
-    """A trial's identity: a hash of its axis values, whatever order the grid is expanded in."""
-    identity = {k: v for k, v in axes.items() if k not in IDENTITY_EXCLUDED}
-    return hashlib.blake2b(json.dumps(identity, sort_keys=True).encode(), digest_size=4).hexdigest()
+def trial_id(identity: Mapping[str, Any]) -> str:
+    """A trial's id: a hash of what identifies it (a study's trials: their axes and every resolved
+    setting, ``scaling.sweep.study``), whatever order the grid is expanded in."""
+    kept = {k: v for k, v in identity.items() if k not in IDENTITY_EXCLUDED}
+    if isinstance(kept.get("axes"), Mapping):
+        kept["axes"] = {k: v for k, v in kept["axes"].items() if k not in IDENTITY_EXCLUDED}
+    return hashlib.blake2b(json.dumps(kept, sort_keys=True, default=str).encode(), digest_size=4).hexdigest()
 
 
 def axis_types(all_axes: Sequence[Mapping[str, Any]]) -> dict[str, pa.DataType]:
@@ -98,8 +101,11 @@ class TrialRecord:
         return pa.Table.from_pylist([{"trial_id": self.trial_id, **point} for point in self.curve])
 
     def manifest(self) -> dict[str, Any]:
-        return {"trial_id": self.trial_id, "axes": self.axes, "parameters": self.parameters,
-                "final_metrics": self.final, "wall_s": self.wall_s, **self.manifest_extra}
+        """Credentials in any URI are masked (``scaling.secrets``): a manifest never holds a secret."""
+        from scaling.secrets import redact
+
+        return redact({"trial_id": self.trial_id, "axes": self.axes, "parameters": self.parameters,
+                       "final_metrics": self.final, "wall_s": self.wall_s, **self.manifest_extra})
 
 
 def metric_rows(records: Iterable[Any]) -> list[dict[str, Any]]:

@@ -87,6 +87,17 @@ class ResultStore:
         """A path on ``self.fs`` (no URI scheme)."""
         return posixpath.join(self.root, *parts)
 
+    def check_writable(self) -> None:
+        """Refuse, before any work, a location this process cannot write (a file where a folder
+        should be, no permission, no credentials); the message names it."""
+        probe = f".write-test-{uuid.uuid4().hex[:8]}"
+        try:
+            self.write_bytes(probe, b"")
+            self.fs.delete_file(self.path(probe))
+        except (OSError, pa.ArrowException) as exc:
+            raise ValueError(f"storage {self.location} is not writable ({exc}); choose a folder or URI this process "
+                             "can write (set storage: or --set storage=...), or fix its permissions") from None
+
     def uri(self, *parts: str) -> str:
         """A location another ``ResultStore`` opens: an absolute path, or a URI with its scheme."""
         return posixpath.join(self.location.rstrip("/"), *parts)
@@ -202,16 +213,16 @@ class ResultStore:
             raise ResultFileError(f"{self._where(relpath)}: not a readable Parquet file, the file is truncated or "
                                   f"damaged ({exc}) ({self._fix(relpath)})", path=self._where(relpath)) from None
 
-    def trial_tables(self, name: str) -> pa.Table:
-        """One of the per-trial Parquet files of every finished trial, concatenated."""
-        ids = self.finished()
+    def trial_tables(self, name: str, ids: list[str] | None = None) -> pa.Table:
+        """One of the per-trial Parquet files of every finished trial (or of ``ids``), concatenated."""
+        ids = self.finished() if ids is None else ids
         if not ids:
             raise FileNotFoundError(f"{self.location} has no finished trials (no trials/*/manifest.json)")
         tables = [self.read_table(f"trials/{t}/{name}") for t in ids]
         return pa.concat_tables([t for t in tables if t.num_columns], promote_options="default")
 
-    def manifests(self) -> dict[str, dict]:
-        return {t: self.read_json(f"trials/{t}/manifest.json") for t in self.finished()}
+    def manifests(self, ids: list[str] | None = None) -> dict[str, dict]:
+        return {t: self.read_json(f"trials/{t}/manifest.json") for t in (self.finished() if ids is None else ids)}
 
 
 def _parquet_bytes(table: pa.Table) -> bytes:

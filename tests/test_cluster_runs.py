@@ -105,3 +105,32 @@ def test_killed_driver_then_resume_runs_only_unfinished_trials(tmp_path):
     assert_one_set_of_rows_per_trial(tmp_path / "results" / "tiny", 3)
     runs = sorted(p.name for p in (tmp_path / "results" / "tiny" / "runs").iterdir())
     assert len(runs) == 3  # the killed attempt's run folder was removed, not left beside the re-run
+
+
+def test_ctrl_c_is_not_success_and_resume_continues(tmp_path):
+    config = tiny_study(tmp_path, ["xy", {"name": "hybrid", "alpha": 0.5}])
+    store = ResultStore(tmp_path / "results" / "tiny")
+    driver = subprocess.Popen([sys.executable, SWEEP, "--config", str(config)], env=env(), cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while not store.finished() and time.time() < deadline and driver.poll() is None:
+            time.sleep(0.2)
+        assert store.finished(), "no trial finished before the deadline"
+        driver.send_signal(signal.SIGINT)  # Ctrl-C during the second trial
+        output, _ = driver.communicate(timeout=180)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    assert driver.returncode == 130, output[-3000:]
+    assert "SIGINT received" in output and "interrupted by SIGINT: 1 of 2 trial(s) of this run finished" in output
+    assert "--resume" in output and "report: python -m analysis.report" not in output and "hybrid minus" not in output
+    assert store.finished() and len(store.finished()) == 1
+    logs = list((tmp_path / "results" / "tiny" / "logs").glob("console-*.log"))
+    assert logs and "[study]" in logs[0].read_text()
+    resumed = subprocess.run([sys.executable, SWEEP, "--config", str(config), "--resume"], env=env(), cwd=ROOT,
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-3000:]
+    assert "1 trial(s) already finished, 1 to run" in resumed.stdout
+    assert resumed.stdout.count("  trial ") >= 1 and "Trial status" not in resumed.stdout  # our console, not Tune's
+    assert_one_set_of_rows_per_trial(tmp_path / "results" / "tiny", 2)

@@ -84,9 +84,9 @@ def test_worker_and_evaluation_read_only_the_plan(planned, tmp_path, monkeypatch
     ctx = LocalWorker(tmp_path / "local")
     run_worker(plan, ctx, hooks=[lambda step, rank, world, resumed: steps.append(step)])
     assert steps == [0, 1, 2, 3] and [r["step"] for r in ctx.reports] == [4]
-    outcome = TrainOutcome.read(ctx.checkpoints[-1])
+    outcome = TrainOutcome.read(ctx.saved[-1])
     assert [h["step"] for h in outcome.history] == [2, 4] and "heldout_loss_xy" in outcome.metrics
-    result = evaluate_plan(plan, ctx.checkpoints[-1] / MODEL_FOLDER)
+    result = evaluate_plan(plan, ctx.saved[-1] / MODEL_FOLDER)
     settings = {(r.setting, r.metric) for r in result.records if r.query_lang == "*"}
     assert ("multi", "map") in settings and ("cross", "recall@3") in settings
     assert not {s for s, _ in settings} - {"multi", "cross"} and ("multi", "recall@10") not in settings
@@ -112,7 +112,7 @@ def test_a_resumed_local_run_continues_from_its_checkpoint(planned, tmp_path, mo
     with pytest.raises(RuntimeError, match="crash"):
         run_worker(plan, broken, hooks=[crash])
     run_worker(plan, broken, hooks=[crash])  # resumes from the step-2 checkpoint
-    a, b = (TrainOutcome.read(w.checkpoints[-1]) for w in (straight, broken))
+    a, b = (TrainOutcome.read(w.saved[-1]) for w in (straight, broken))
     assert b.metrics["resumed_from"] == 2 and a.metrics["resumed_from"] == -1
     assert [h["loss"] for h in a.history] == pytest.approx([h["loss"] for h in b.history], rel=1e-6)
 
@@ -132,3 +132,37 @@ def test_a_suite_and_its_rule_survive_the_plan_files(tmp_path):
     assert isinstance(back, BenchmarkSuite) and back.rule == suite.rule and list(back.members) == ["de", "fr"]
     assert [b.fingerprint() for b in back] == [b.fingerprint() for b in suite]
     assert back["fr"].relevance == suite["fr"].relevance
+
+
+def test_an_unreadable_latest_checkpoint_falls_back_to_the_one_before(planned, tmp_path):
+    from scaling.training.context import LocalWorker
+    from scaling.training.outcome import TrainOutcome
+    from scaling.training.worker import run_worker
+
+    _, plans, _, _ = planned
+    base = next(iter(plans.values())).to_dict()
+    base["config"]["run"].update(num_workers=1, checkpoint_every=1, report_every=1)
+    plan = TrialPlan.from_dict(base)
+    straight = LocalWorker(tmp_path / "straight")
+    run_worker(plan, straight)
+
+    def crash(step, rank, world, resumed):
+        if step == 3 and not resumed:
+            raise RuntimeError("crash")
+
+    broken = LocalWorker(tmp_path / "broken")
+    with pytest.raises(RuntimeError, match="crash"):
+        run_worker(plan, broken, hooks=[crash])
+    (broken.saved[-1] / "state.pt").write_bytes(b"truncated")  # the step-3 checkpoint
+    run_worker(plan, broken, hooks=[crash])
+    a, b = (TrainOutcome.read(w.saved[-1]) for w in (straight, broken))
+    assert b.metrics["resumed_from"] == 2
+    assert [h["loss"] for h in a.history] == pytest.approx([h["loss"] for h in b.history], rel=1e-6)
+
+    gone = LocalWorker(tmp_path / "gone")
+    with pytest.raises(RuntimeError, match="crash"):
+        run_worker(plan, gone, hooks=[crash])
+    for folder in gone.saved:
+        (folder / "state.pt").write_bytes(b"")
+    with pytest.raises(RuntimeError, match="no checkpoint of this run can be read .*delete the run folder"):
+        run_worker(plan, gone, hooks=[crash])

@@ -136,10 +136,18 @@ def test_study_runs_on_tune_and_resumes_only_unfinished_trials(tmp_path, capsys,
         assert kept.stat().st_mtime == kept_mtime  # the finished trial was not re-run
         again = load_results(folder)
         assert len(again) == len(table) and len(set(again.column("trial_id").to_pylist())) == 2
-        # the analysis report reads the real format end to end
+        # a changed configuration never resumes into the old study: refused, naming what changed
+        assert main(["--config", str(config), "--resume", "--set", "train.optim.max_steps=6"]) == 2
+        err = capsys.readouterr().err
+        assert "run with another configuration" in err and "train optim.max_steps: 4 -> 6" in err
+        assert "--set study.name=NEW_NAME" in err and len(set(load_results(folder).column("trial_id").to_pylist())) == 2
+        # the analysis report reads the real format end to end, and only the study's own grid
+        shutil.copytree(trials[1], folder / "trials" / "deadbeef")
         assert report_main([str(folder), "--out", str(tmp_path / "report")]) == 0
         report = (tmp_path / "report" / "report.md").read_text()
         assert "| xy |" in report and "One model size in this study" in report
+        assert "left out: 1 finished trial folder(s) outside the grid study.json records (deadbeef)" in report
+        assert "deadbeef" not in report.split("## Grid")[1]
         assert (tmp_path / "report" / "figures" / "parallel-qa-eval-language-matrix.svg").is_file()
         # a trial that fails: the others' results stay, the exit status says so, --resume is offered
         config.write_text(yaml.safe_dump({**TINY, "study": {"name": "failing"}, "storage": str(tmp_path / "results"),

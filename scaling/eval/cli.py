@@ -45,7 +45,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def check_output_folder(out: Path) -> None:
+    """Before any work: ``--out`` must be (or become) a folder this process can write."""
+    for parent in [out, *out.parents]:
+        if parent.exists() and not parent.is_dir():
+            raise ValueError(f"--out {out}: {parent} is a file, not a folder; choose another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ValueError(f"--out {out} is not writable ({exc}); choose a folder you can write") from None
+
+
 def run(args: argparse.Namespace) -> EvalResult:
+    check_output_folder(Path(args.out))
     if (Path(args.model) / "encoder.json").is_file():  # a checkpoint of ours: its own pooling and prefixes
         encoder = DualEncoder.load(args.model)
     else:

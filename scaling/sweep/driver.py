@@ -9,8 +9,10 @@ finished trials while the study runs.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import signal
 import time
 import uuid
 from dataclasses import asdict, dataclass, replace
@@ -22,8 +24,16 @@ from scaling.plan import PlanBuilder, TrialPlan
 from scaling.provenance import provenance
 from scaling.records import TrialRecord, axis_types, metric_rows
 from scaling.samplers import SamplerConfigError
+from scaling.secrets import redact
 from scaling.store import RUNS, ResultStore, trial_run_name
+from scaling.sweep.console import StudyConsole
+from scaling.sweep.identity import describe_changes, fingerprint
+from scaling.sweep.lock import StudyLock, StudyLockError
+from scaling.sweep.signals import InterruptWatch, StudyInterrupted
 from scaling.sweep.study import Study, StudyConfigError, Trial
+from scaling.training.config import TrainConfig
+from scaling.training.progress import ProgressWatcher, run_location
+from scaling.training.trainer import progress_line
 
 
 def study_store(study: Study) -> ResultStore:
@@ -33,60 +43,68 @@ def study_store(study: Study) -> ResultStore:
         raise StudyConfigError(str(exc)) from None
 
 
-def _progress_counter(total: int, already: int):
-    """A Tune callback printing a running count as trials end (Tune's own table is per-trial)."""
-    from ray.tune import Callback
+class StudyPlanner:
+    """Checks and plans a study's trials on the driver, before Ray starts: each source loaded
+    once for the study; every check (``refuse`` included) runs before anything is written."""
 
-    class ProgressCounter(Callback):
-        def __init__(self):
-            self.finished, self.failed = already, 0
+    def __init__(self, study: Study, store: ResultStore) -> None:
+        self.study, self.store = study, store
+        self.builder = PlanBuilder(data_dir=study.trials[0].config.data.data_dir, overlap_with=study.benchmarks,
+                                   zero_shot=study.zero_shot, evaluate_on=study.benchmarks, eval_config=study.eval,
+                                   shared=store)
+        self.configs: dict[str, TrainConfig] = {}
 
-        def _line(self, trial, what: str) -> None:
-            print(f"[study] trial {trial.config.get('trial_id')} {what}: {self.finished} of {total} finished, "
-                  f"{self.failed} failed, {total - self.finished - self.failed} to go", flush=True)
-
-        def on_trial_complete(self, iteration, trials, trial, **info):
-            self.finished += 1
-            self._line(trial, "finished")
-
-        def on_trial_error(self, iteration, trials, trial, **info):
-            self.failed += 1
-            self._line(trial, "FAILED")
-
-    return ProgressCounter()
-
-
-def plan_trials(study: Study, store: ResultStore, trials: list[Trial]) -> dict[str, TrialPlan]:
-    """One plan per trial, written before Ray starts: each source loaded once for the study,
-    every check run (``refuse`` stops the study here). Errors name the trial and the setting."""
-    from scaling.training.trainer import plan_run
-
-    builder = PlanBuilder(data_dir=study.trials[0].config.data.data_dir, overlap_with=study.benchmarks,
-                          zero_shot=study.zero_shot, evaluate_on=study.benchmarks, eval_config=study.eval, shared=store)
-    def named(trial: Trial, exc: Exception) -> StudyConfigError:
+    @staticmethod
+    def _named(trial: Trial, exc: Exception) -> StudyConfigError:
         where = "" if str(exc).startswith("zero_shot") else f"trial {trial.trial_id} ({trial.axes['size']}, " \
                                                              f"{trial.axes['recipe']}): "
         return StudyConfigError(f"{where}{exc}")
 
-    configs = {}
-    for trial in trials:  # every check first: a study that cannot run writes nothing
-        config = replace(trial.config, run=replace(trial.config.run, storage_path=store.uri(RUNS),
-                                                   name=trial_run_name(trial.trial_id)))
-        try:
-            builder.check(config)
-        except (DataError, SamplerConfigError, ValueError) as exc:
-            raise named(trial, exc) from None
-        configs[trial.trial_id] = config
-    plans = {}
-    for trial in trials:
-        for stale in store.remove_stale_runs(trial_run_name(trial.trial_id)):
-            print(f"trial {trial.trial_id}: removed {stale} (an earlier attempt that never finished)", flush=True)
-        try:
-            plans[trial.trial_id] = plan_run(configs[trial.trial_id], builder, trial_id=trial.trial_id,
-                                             axes=trial.axes, resources=study.resources.for_trial())
-        except (DataError, SamplerConfigError, ValueError) as exc:
-            raise named(trial, exc) from None
-    return plans
+    def check(self) -> None:
+        """Every trial against its data and model; writes nothing."""
+        for trial in self.study.trials:
+            config = replace(trial.config, run=replace(trial.config.run, storage_path=self.store.uri(RUNS),
+                                                       name=trial_run_name(trial.trial_id)))
+            try:
+                self.builder.check(config)
+            except (DataError, SamplerConfigError, ValueError) as exc:
+                raise self._named(trial, exc) from None
+            self.configs[trial.trial_id] = config
+
+    def identity(self) -> dict:
+        """The study's identity (``scaling.sweep.identity``): trials with their settings, and the
+        content hashes of the training data (after zero-shot drops) and of every benchmark."""
+        data = {}
+        for config in self.configs.values():
+            corpus, _ = self.builder.training_corpus(replace(config, data=replace(config.data,
+                                                                                  data_dir=self.builder.data_dir)))
+            data[", ".join(config.data.train)] = corpus.fingerprint()
+        benchmarks = {b.name: b.fingerprint() for source in self.study.benchmarks for b in self.builder.suite(source)}
+        first = self.study.trials[0].identity
+        return {"trials": {t.trial_id: {"axes": t.axes, "settings": t.identity["settings"]} for t in self.study.trials},
+                "benchmarks": first["benchmarks"], "eval": first["eval"], "zero_shot": first["zero_shot"],
+                "data": {"training": data, "benchmarks": benchmarks}}
+
+    def plan(self, trials: list[Trial]) -> dict[str, TrialPlan]:
+        from scaling.training.trainer import plan_run
+
+        if not self.configs:
+            self.check()
+        plans = {}
+        for trial in trials:
+            for stale in self.store.remove_stale_runs(trial_run_name(trial.trial_id)):
+                print(f"trial {trial.trial_id}: removed {stale} (an earlier attempt that never finished)", flush=True)
+            try:
+                plans[trial.trial_id] = plan_run(self.configs[trial.trial_id], self.builder, trial_id=trial.trial_id,
+                                                 axes=trial.axes, resources=self.study.resources.for_trial())
+            except (DataError, SamplerConfigError, ValueError) as exc:
+                raise self._named(trial, exc) from None
+        return plans
+
+
+def plan_trials(study: Study, store: ResultStore, trials: list[Trial]) -> dict[str, TrialPlan]:
+    """One plan per trial (see ``StudyPlanner``)."""
+    return StudyPlanner(study, store).plan(trials)
 
 
 @dataclass(frozen=True)
@@ -140,53 +158,119 @@ class TrialsFailed(RuntimeError):
     """Some trials raised; their errors are in Tune's output, and ``--resume`` retries them."""
 
 
-def run_study(study: Study, *, resume: bool = False) -> ResultStore:
-    """Run every unfinished trial; raises ``TrialsFailed`` (after the others finish) if any fail."""
-    import ray
-    from ray import tune
-
+def run_study(study: Study, *, resume: bool = False, verbose: bool = False) -> ResultStore:
+    """Run every unfinished trial; raises ``TrialsFailed`` (after the others finish) if any fail,
+    ``StudyInterrupted`` after SIGINT/SIGTERM. ``verbose``: Ray's own output on the console too.
+    One driver at a time per study folder (``StudyLock``)."""
     store = study_store(study)
+    planner = StudyPlanner(study, store)
+    planner.check()  # before anything is written
+    try:
+        store.check_writable()
+    except ValueError as exc:
+        raise StudyConfigError(str(exc)) from None
+    lock = StudyLock(store)
+    try:
+        note = lock.acquire()
+    except StudyLockError as exc:
+        raise StudyConfigError(str(exc)) from None
+    if note:
+        print(f"[study] {note}", flush=True)
+    try:
+        return _run_study(planner, resume, verbose)
+    finally:
+        lock.release()
+
+
+def _run_study(planner: StudyPlanner, resume: bool, verbose: bool) -> ResultStore:
+    study, store = planner.study, planner.store
+    identity = planner.identity()
     done = set(store.finished())
-    if done and not resume:
-        raise StudyConfigError(f"{store.location} already holds {len(done)} finished trial(s); pass --resume to "
-                               "finish the study, or choose another study.name")
+    if done:
+        recorded = store.read_json("study.json") if store.exists("study.json") else {}
+        changes = [] if recorded.get("fingerprint") == fingerprint(identity) else \
+            describe_changes(recorded.get("identity", {}), identity)
+        if changes:
+            raise StudyConfigError(
+                f"{store.location} holds {len(done)} finished trial(s) of study {study.name!r} run with another "
+                "configuration; continuing would mix them. What changed:\n  " + "\n  ".join(changes)
+                + "\nRun the changed configuration as a new study (--set study.name=NEW_NAME), or restore the "
+                  "original configuration to resume")
+        if not resume:
+            raise StudyConfigError(f"{store.location} already holds {len(done)} finished trial(s); pass --resume to "
+                                   "finish the study, or choose another study.name")
     pending = [t for t in study.trials if t.trial_id not in done]
-    plans = plan_trials(study, store, pending)
+    plans = planner.plan(pending)
     training_data = {tuple(p.corpus.sources): p.corpus.describe() for p in plans.values()}
-    store.write_json("study.json", {"config": study.raw, "training_data": list(training_data.values()),
+    store.write_json("study.json", {"config": redact(study.raw), "fingerprint": fingerprint(identity), "identity": identity,
+                                    "training_data": list(training_data.values()),
                                     "trials": [{"trial_id": t.trial_id, "axes": t.axes} for t in study.trials]})
     print(f"{len(done)} trial(s) already finished, {len(pending)} to run", flush=True)
     if not pending:
         return store
+    console = StudyConsole(len(study.trials), len(done))
+    try:
+        _run_on_tune(study, store, plans, console, verbose)
+    finally:
+        store.write_bytes(f"logs/console-{time.strftime('%Y%m%d-%H%M%S')}.log",
+                          ("\n".join(console.lines) + "\n").encode())
+    return store
+
+
+def _run_on_tune(study: Study, store: ResultStore, plans: dict[str, TrialPlan], console: StudyConsole,
+                 verbose: bool) -> None:
+    import ray
+    from ray import tune
+
+    if not verbose:
+        os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # the classic reporter, which verbose=0 silences
     if not ray.is_initialized():
-        ray.init(address=os.environ.get("RAY_ADDRESS"), ignore_reinit_error=True)
+        ray.init(address=os.environ.get("RAY_ADDRESS"), ignore_reinit_error=True, log_to_driver=verbose,
+                 logging_level=logging.INFO if verbose else logging.ERROR)
+    if not verbose:
+        try:  # a private accessor: where this session's worker logs are, when Ray started here
+            console.line(f"[study] Ray's own logs: {ray._private.worker._global_node.get_session_dir_path()}/logs "
+                         "(--verbose shows them here)")
+        except AttributeError:
+            pass
     locations = {trial_id: plan.location for trial_id, plan in plans.items()}
     context = StudyContext.of(study)
+    axes = {t.trial_id: t.axes for t in study.trials}
 
     def trainable(params: dict) -> None:
-        plan = TrialPlan.read(locations[params["trial_id"]])
-        print(f"trial {plan.trial_id} start: {plan.axes}", flush=True)
-        metrics = run_trial(plan, context, store)
-        print(f"trial {plan.trial_id} finished: {metrics}", flush=True)
+        metrics = run_trial(TrialPlan.read(locations[params["trial_id"]]), context, store)
         tune.report(metrics)
+
+    def show(trial_id: str, record: dict) -> None:
+        console.line(f"  trial {trial_id} {progress_line(record, plans[trial_id].config.optim.max_steps)}")
 
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"cpu": 1}),
         param_space={"trial_id": tune.grid_search(list(locations))},
         tune_config=tune.TuneConfig(max_concurrent_trials=study.resources.concurrent_trials),
         run_config=tune.RunConfig(name=f"tune-{uuid.uuid4().hex[:8]}", storage_path=store.uri("tune"),
-                                  failure_config=tune.FailureConfig(max_failures=0), verbose=1,
-                                  callbacks=[_progress_counter(len(study.trials), len(done))]),
+                                  failure_config=tune.FailureConfig(max_failures=0), verbose=1 if verbose else 0,
+                                  callbacks=[console.tune_callback(lambda t: f"{axes[t]['size']}, {axes[t]['recipe']}")]),
     )
-    grid = tuner.fit()
+    watch = ProgressWatcher({t: run_location(p.location) for t, p in plans.items()}, show)
+    with InterruptWatch(console.line) as interrupt, watch:
+        grid = tuner.fit()
+    finished = set(store.finished())
+    not_finished = sorted(set(locations) - finished)
     failed = [r for r in grid if r.error]
-    print(f"{len(pending) - len(failed)} trial(s) finished, {len(failed)} failed", flush=True)
-    if failed:
+    if interrupt.signum is not None:
+        name = signal.Signals(interrupt.signum).name
+        raise StudyInterrupted(interrupt.signum, (
+            f"interrupted by {name}: {len(set(locations) & finished)} of {len(locations)} trial(s) of this run finished, "
+            f"{len(not_finished)} did not ({', '.join(not_finished) or 'none'}); run again with --resume to continue "
+            f"(results so far: {store.location})"))
+    console.line(f"{len(locations) - len(not_finished)} trial(s) finished, {len(not_finished)} not")
+    if failed or not_finished:
         errors = "; ".join(f"{r.config.get('trial_id')}: {type(r.error).__name__}: "
                            f"{(str(r.error).splitlines() or [''])[-1][:200]}" for r in failed)
-        raise TrialsFailed(f"{len(failed)} of {len(pending)} trial(s) failed ({errors}); fix the cause and run again "
-                           f"with --resume to run only the unfinished trials (results so far: {store.location})")
-    return store
+        raise TrialsFailed(f"{len(not_finished)} of {len(locations)} trial(s) failed ({errors or 'stopped'}); fix the "
+                           f"cause and run again with --resume to run only the unfinished trials (results so far: "
+                           f"{store.location})")
 
 
 def load_results(location) -> pa.Table:

@@ -8,8 +8,9 @@ import hashlib
 import json
 from typing import Any, Mapping
 
-# Where a run lives, not what it computes: excluded from a trial's identity.
-LOCATION_SETTINGS = ("run.name", "run.storage_path", "data.data_dir")
+# Where and on what a run is placed, not what it computes: excluded from a trial's identity.
+LOCATION_SETTINGS = ("run.name", "run.storage_path", "data.data_dir", "run.cpus_per_worker", "run.gpus_per_worker",
+                     "run.torch_threads", "run.max_failures")
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -19,8 +19,9 @@ Sections (validated before Ray starts; errors name the setting):
 * ``keep_models``: keep each trial's final model (default true; resume checkpoints are always
   removed once a trial's results are written).
 
-Every trial's identity is a hash of its axis values (``scaling.records.trial_id``), so a resumed
-study recognises finished trials whatever order the grid is expanded in.
+A trial's id hashes its axis values and every resolved setting (``scaling.records.trial_id``),
+whatever order the grid is expanded in; the study's fingerprint adds the content of its data,
+and ``--resume`` refuses a study whose fingerprint changed (``scaling.sweep.identity``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from scaling.names import closest
 from scaling.plan import TrialResources
 from scaling.records import trial_id
 from scaling.samplers import STRATEGIES, SamplerConfigError, get_strategy
+from scaling.sweep.identity import settings_identity
 from scaling.training.config import SAMPLER_SHARED, TrainConfig, parse_override
 
 SECTIONS = ("study", "axes", "train", "benchmarks", "eval", "zero_shot", "resources", "storage", "keep_models")
@@ -102,6 +104,7 @@ class Trial:
     trial_id: str
     axes: dict[str, Any]  # what varies, for result columns
     config: TrainConfig
+    identity: dict[str, Any] = field(default_factory=dict, repr=False)  # what its id hashes
 
 
 @dataclass(frozen=True)
@@ -292,11 +295,18 @@ def build_study(raw: dict, overrides: list[str], origin: str = "study") -> Study
     if not isinstance(params, dict) or any(not isinstance(v, list) or not v for v in params.values()):
         raise StudyConfigError("axes.params must map dotted training settings to non-empty lists of values")
 
+    study_settings = {"benchmarks": list(benchmarks), "eval": asdict(eval_config), "zero_shot": zero_shot}
     base_model = (train.get("encoder") or {}).get("model", EncoderConfig.model)
     strategies = _strategies(axes.get("strategy"))
     sampler_base = dict(train.get("sampler") or {})
     axis_params = list(dict.fromkeys(p for s in strategies for p in get_strategy(s["name"]).axis_params))
-    for key in sampler_base:
+    for key in sampler_base:  # each value checked even where an axis entry overrides it
+        for s in strategies:
+            if key in get_strategy(s["name"]).param_names():
+                try:
+                    get_strategy(s["name"]).make_params({key: sampler_base[key]}, where="train.sampler.")
+                except SamplerConfigError as exc:
+                    raise StudyConfigError(str(exc)) from None
         if key not in SAMPLER_SHARED and key != "strategy" and not any(
                 key in get_strategy(s["name"]).param_names() for s in strategies):
             names = sorted({p for s in STRATEGIES.values() for p in s.param_names()} | set(SAMPLER_SHARED))
@@ -338,7 +348,9 @@ def build_study(raw: dict, overrides: list[str], origin: str = "study") -> Study
                        "languages": list(languages) if languages else None,
                        "num_languages": len(languages) if languages else None,
                        "seed": chosen["seed"], **extra, **{k: v for k, v in chosen.items() if k.startswith("params.")}}
-        trials.append(Trial(trial_id(axes_values), axes_values, config))
+        identity = {"axes": {k: v for k, v in axes_values.items() if k != "recipe"},
+                    "settings": settings_identity(config.to_dict()), **study_settings}
+        trials.append(Trial(trial_id(identity), axes_values, config, identity))
     ids = [t.trial_id for t in trials]
     if len(set(ids)) != len(ids):
         raise StudyConfigError("two trials have the same axis values; remove the duplicate axis entries")

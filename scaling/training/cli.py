@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = cfg.with_overrides(args.set)
         from scaling.training.trainer import fit, plan_run
 
-        result = fit(plan_run(cfg))
+        result = fit(plan_run(cfg), show=lambda line: print(line, flush=True))
     except (DataError, SamplerConfigError, ValueError, FileNotFoundError, OfflineModelMissing) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

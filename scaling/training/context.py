@@ -5,7 +5,7 @@ to drive the same loop without Ray."""
 from __future__ import annotations
 
 import shutil
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Iterator
 
@@ -17,10 +17,10 @@ class WorkerContext:
     world: int = 1
     device: torch.device = torch.device("cpu")
 
-    @contextmanager
-    def latest_checkpoint(self) -> Iterator[Path | None]:
-        """The folder of the checkpoint to resume from, or None for a fresh start."""
-        yield None
+    def checkpoints(self) -> Iterator:
+        """Context managers giving the folders of this run's checkpoints, newest first (none
+        for a fresh start): a resume falls back to an older one when the newest is unreadable."""
+        return iter(())
 
     def report(self, metrics: dict, folder: Path | None) -> None:
         """Report metrics with this worker's checkpoint files (``folder``; None: no files)."""
@@ -36,16 +36,21 @@ class RayWorker(WorkerContext):
         self.rank, self.world = ctx.get_world_rank(), ctx.get_world_size()
         self.device = ray.train.torch.get_device()
 
-    @contextmanager
-    def latest_checkpoint(self) -> Iterator[Path | None]:
+    def checkpoints(self) -> Iterator:
+        import pyarrow.fs as pafs
         import ray.train
 
-        checkpoint = ray.train.get_checkpoint()
-        if checkpoint is None:
-            yield None
+        latest = ray.train.get_checkpoint()
+        if latest is None:
             return
-        with checkpoint.as_directory() as folder:
-            yield Path(folder)
+        yield _as_path(latest)
+        parent = latest.path.rstrip("/").rsplit("/", 1)[0]
+        infos = latest.filesystem.get_file_info(pafs.FileSelector(parent))
+        older = sorted((i.path for i in infos if i.type == pafs.FileType.Directory
+                        and i.base_name.startswith("checkpoint_") and i.path.rstrip("/") != latest.path.rstrip("/")),
+                       reverse=True)  # Ray names them by time
+        for path in older:
+            yield _as_path(ray.train.Checkpoint(path, filesystem=latest.filesystem))
 
     def report(self, metrics: dict, folder: Path | None) -> None:
         import ray.train
@@ -59,15 +64,21 @@ class LocalWorker(WorkerContext):
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self.reports: list[dict] = []
-        self.checkpoints: list[Path] = []
+        self.saved: list[Path] = []
 
-    @contextmanager
-    def latest_checkpoint(self) -> Iterator[Path | None]:
-        yield self.checkpoints[-1] if self.checkpoints else None
+    def checkpoints(self) -> Iterator:
+        for folder in reversed(self.saved):
+            yield nullcontext(folder)
 
     def report(self, metrics: dict, folder: Path | None) -> None:
         self.reports.append(dict(metrics))
         if folder is not None:
-            target = self.root / f"checkpoint_{len(self.checkpoints):06d}"
+            target = self.root / f"checkpoint_{len(self.saved):06d}"
             shutil.copytree(folder, target)
-            self.checkpoints.append(target)
+            self.saved.append(target)
+
+
+@contextmanager
+def _as_path(checkpoint) -> Iterator[Path]:
+    with checkpoint.as_directory() as folder:
+        yield Path(folder)

@@ -13,16 +13,20 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import pyarrow.fs as pafs
 
 from scaling.plan import PlanBuilder, TrialPlan
+from scaling.records import HELDOUT_COLUMNS
 from scaling.store import attempt_name
 from scaling.training.config import TrainConfig
 from scaling.training.loop import train_loop_per_worker
 from scaling.training.outcome import MODEL_FOLDER, TrainOutcome
+from scaling.training.progress import ProgressWatcher, run_location
 
 
 @dataclass
@@ -91,7 +95,15 @@ def run_dir_of(plan: TrialPlan) -> Path:
     return Path(run.storage_path) / run.name
 
 
-def fit(plan: TrialPlan) -> TrainResult:
+def progress_line(record: dict, max_steps: int) -> str:
+    """One line of training progress, as the consoles print it."""
+    held = "".join(f", {k} {v:.4f}" for k, v in record.items() if k in HELDOUT_COLUMNS and v is not None)
+    return (f"step {record['step']}/{max_steps}: loss {record['loss']:.4f}{held}, {record['samples_per_s']:.1f} samples/s, "
+            f"{record['step_time_s']:.2f} s/step")
+
+
+def fit(plan: TrialPlan, show: Callable[[str], None] | None = None) -> TrainResult:
+    """Train ``plan`` on Ray Train; ``show`` gets one line per progress record while it runs."""
     import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
@@ -110,7 +122,10 @@ def fit(plan: TrialPlan) -> TrainResult:
                              failure_config=FailureConfig(max_failures=run.max_failures),
                              checkpoint_config=CheckpointConfig(num_to_keep=2)),
     )
-    result = trainer.fit()
+    watch = ProgressWatcher({"run": run_location(plan.location)},
+                            lambda _, record: show(progress_line(record, plan.config.optim.max_steps))) if show else nullcontext()
+    with watch:
+        result = trainer.fit()
     if result.error:
         raise result.error
     run_dir = run_dir_of(plan)

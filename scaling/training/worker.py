@@ -29,6 +29,7 @@ from scaling.training.faults import FaultInjection
 from scaling.training.heldout import HeldoutSet
 from scaling.training.loss import InfoNCELoss
 from scaling.training.outcome import MODEL_FOLDER, TrainOutcome
+from scaling.training.progress import ProgressWriter, run_location
 from scaling.training.step import TrainStep
 from scaling.training.throughput import ThroughputWindow
 from scaling.training.tokens import tokenize_corpus
@@ -39,7 +40,7 @@ StepHook = Callable[[int, int, int, bool], None]  # (step, rank, world, resumed)
 class WorkerRun:
     def __init__(self, plan: TrialPlan, ctx: WorkerContext, hooks: Sequence[StepHook] = ()) -> None:
         cfg = plan.config
-        self.cfg, self.ctx = cfg, ctx
+        self.cfg, self.ctx, self.plan_location = cfg, ctx, plan.location
         torch.manual_seed(cfg.sampler.seed)
         if cfg.run.torch_threads:
             torch.set_num_threads(cfg.run.torch_threads)
@@ -60,21 +61,37 @@ class WorkerRun:
         if cfg.run.fail_at_step is not None:
             self.hooks.append(FaultInjection(cfg.run.fail_at_step, cfg.run.fail_by))
         self.progress = ckpt.Progress()
+        self.progress_file = ProgressWriter(plan.location) if ctx.rank == 0 else None
 
     # ---- parts ----------------------------------------------------------------------------
     def restore(self) -> bool:
-        """Resume from the latest checkpoint; False when that is the final one (nothing to do)."""
-        with self.ctx.latest_checkpoint() as folder:
-            if folder is None:
-                return True
-            state = ckpt.load_state(folder, self.ctx.device)
-            if state is None:
-                return False
-            ckpt.restore_rng(folder, self.ctx.rank, self.ctx.device)
+        """Resume from the newest readable checkpoint; False when the newest is the final one
+        (the run already finished). Unreadable ones are skipped, naming why; none readable is an error."""
+        unreadable = []
+        for candidate in self.ctx.checkpoints():
+            with candidate as folder:
+                try:
+                    state = ckpt.load_state(folder, self.ctx.device)
+                except Exception as exc:  # truncated or damaged: torch raises several kinds
+                    unreadable.append(f"{Path(folder).name}: {type(exc).__name__}: {exc}")
+                    print(f"checkpoint {Path(folder).name} is unreadable ({type(exc).__name__}); trying the one before",
+                          flush=True)
+                    continue
+                if state is None:
+                    return False
+                ckpt.restore_rng(folder, self.ctx.rank, self.ctx.device)
+            break
+        else:
+            if unreadable:
+                raise RuntimeError(f"no checkpoint of this run can be read ({'; '.join(unreadable)}); delete the run "
+                                   f"folder {run_location(self.plan_location)} to start the trial over")
+            return True
         self.family.load_trainable_state(self.encoder, state["model"])
         self.step_fn.load_state_dict(state)
         self.sampler.load_state_dict(state["sampler"])
         self.progress = ckpt.Progress(state["step"], state["history"], state["batch_counts"], state["step"])
+        if self.progress_file is not None:  # the file goes on from the records so far
+            self.progress_file.lines = [json.dumps(h) for h in self.progress.history]
         return True
 
     def _report(self, window: ThroughputWindow, reporting_s: float, last: bool) -> dict:
@@ -86,8 +103,8 @@ class WorkerRun:
         if in_curve:
             record.update(HeldoutSet.curve_values(held))
         self.progress.history.append(record)
-        if self.ctx.rank == 0:
-            print(json.dumps({"progress": record}), flush=True)
+        if self.progress_file is not None:
+            self.progress_file.add(record)
         return held
 
     def _checkpoint(self, last: bool, held: dict) -> None:

@@ -16,8 +16,10 @@ class HuggingFaceFamily(ModelFamily):
         model = config.model
         if Path(model).expanduser().exists():
             return
-        if model.startswith(("/", ".", "~")):
-            raise ValueError(f"encoder.model {model!r} is not a local folder (no such path)")
+        looks_like_path = model.startswith(("/", ".", "~")) or model.count("/") > 1 or (
+            "/" in model and Path(model.split("/")[0]).is_dir())
+        if looks_like_path:
+            raise ValueError(f"encoder.model {model!r} is not a local folder (no such path); hub names are owner/name")
         if offline():
             raise ValueError(f"encoder.model {model!r} is not a local folder, and downloads are off "
                              "(SCALING_OFFLINE/HF_HUB_OFFLINE)")
