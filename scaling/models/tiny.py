@@ -13,13 +13,14 @@ from scaling.models.encoder import DualEncoder, EncoderConfig
 
 
 def parse_tiny_spec(spec: str) -> dict[str, int]:
-    """``tiny:hidden=32,layers=2[,heads=1,vocab_size=800]`` -> keyword arguments of ``tiny_encoder``."""
-    body = spec.split(":", 1)[1]
+    """``tiny:hidden=32,layers=2[,heads=1,vocab_size=800]`` (or ``tiny-llama:...``) -> keyword
+    arguments of ``tiny_encoder`` / ``tiny_decoder``."""
+    scheme, _, body = spec.partition(":")
     out = {}
     for part in filter(None, body.split(",")):
         key, _, value = part.partition("=")
         if key not in ("hidden", "layers", "heads", "vocab_size") or not value.isdigit():
-            raise ValueError(f"encoder.model {spec!r}: expected tiny:hidden=H,layers=L[,heads=A,vocab_size=V]")
+            raise ValueError(f"encoder.model {spec!r}: expected {scheme}:hidden=H,layers=L[,heads=A,vocab_size=V]")
         out[key] = int(value)
     return out
 
@@ -72,3 +73,20 @@ def tiny_encoder(texts: Sequence[str], *, hidden: int = 32, layers: int = 2, hea
                                     num_attention_heads=heads, intermediate_size=4 * hidden,
                                     max_position_embeddings=512), add_pooling_layer=False)
     return DualEncoder(backbone, tokenizer, EncoderConfig(model=f"tiny-bert-h{hidden}-l{layers}", **config))
+
+
+def tiny_decoder(texts: Sequence[str], *, hidden: int = 32, layers: int = 2, heads: int = 2, seed: int = 0,
+                 vocab_size: int = 1000, **config) -> DualEncoder:
+    """A random Llama-shaped decoder (rotary positions, gated MLP, causal attention), the stand-in
+    for 7B LLM embedders in tests: same code paths, kilobytes of weights. Use last-token pooling;
+    the tokenizer ends every text with ``[SEP]``, which plays EOS."""
+    from transformers import LlamaConfig, LlamaModel
+
+    tokenizer = tiny_tokenizer(texts, vocab_size)
+    tokenizer.eos_token = "[SEP]"
+    torch.manual_seed(seed)
+    backbone = LlamaModel(LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
+                                      num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
+                                      max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id,
+                                      eos_token_id=tokenizer.eos_token_id))
+    return DualEncoder(backbone, tokenizer, EncoderConfig(model=f"tiny-llama-h{hidden}-l{layers}", **config))

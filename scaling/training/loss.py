@@ -60,10 +60,14 @@ class LossConfig:
     temperature: float = 0.05
     symmetric: bool = False  # add the passage -> query direction
     gather: bool = True  # negatives from all workers
+    chunk_size: int | None = None  # gradient caching: embed this many rows at a time (None: the whole local batch)
 
     def __post_init__(self) -> None:
         if self.temperature <= 0:
             raise ValueError(f"loss.temperature must be > 0, not {self.temperature}")
+        if self.chunk_size is not None and (isinstance(self.chunk_size, bool) or not isinstance(self.chunk_size, int)
+                                            or self.chunk_size < 1):
+            raise ValueError(f"loss.chunk_size must be an integer >= 1 or unset, not {self.chunk_size!r}")
 
 
 class InfoNCELoss(nn.Module):

@@ -60,15 +60,21 @@ class TrainStep:
         self.bf16 = device.type == "cuda"
         self.forward = torch.compile(encoder, dynamic=True) if compile else encoder
 
-    def __call__(self, q_ids, q_mask, p_ids, p_mask, started: float) -> StepResult:
-        """``started``: when this step began fetching its batch (the data phase ends now)."""
-        t_data = time.perf_counter()
+    def backward(self, q_ids, q_mask, p_ids, p_mask) -> tuple[torch.Tensor, float]:
+        """Loss of the local batch, gradients accumulated into the parameters; and when the
+        forward phase ended (for the phase timings)."""
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
             q, p = self.forward(q_ids, q_mask), self.forward(p_ids, p_mask)
         loss = self.loss_fn(q.float(), p.float())
         t_forward = time.perf_counter()
-        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        return loss, t_forward
+
+    def __call__(self, q_ids, q_mask, p_ids, p_mask, started: float) -> StepResult:
+        """``started``: when this step began fetching its batch (the data phase ends now)."""
+        t_data = time.perf_counter()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss, t_forward = self.backward(q_ids, q_mask, p_ids, p_mask)
         average_gradients(self.params, self.world)
         if self.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
@@ -89,3 +95,68 @@ class TrainStep:
     def load_state_dict(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+
+
+def _rng_state(device: torch.device) -> tuple:
+    return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+
+def _set_rng_state(state: tuple, device: torch.device) -> None:
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state(state[1], device)
+
+
+def _chunks(ids: torch.Tensor, mask: torch.Tensor, size: int):
+    """Row chunks, each cut to its own longest sequence (less padding to carry)."""
+    for start in range(0, len(ids), size):
+        m = mask[start:start + size]
+        width = int(m.sum(1).max())
+        yield ids[start:start + size, :width], m[:, :width]
+
+
+class CachedTrainStep(TrainStep):
+    """Gradient caching (GradCache; sentence-transformers' CachedMultipleNegativesRankingLoss):
+    embed the local batch in chunks of ``loss.chunk_size`` rows without a graph, compute the full
+    (gathered) loss on those embeddings, then re-run each chunk with its graph and push the
+    loss's gradient through it, replaying the chunk's RNG state so dropout draws the same masks.
+    Memory holds one chunk's activations, whatever the batch; gradients equal the unchunked ones."""
+
+    def __init__(self, *args, chunk_size: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.chunk_size = chunk_size
+        self.device = kwargs["device"]
+
+    def backward(self, q_ids, q_mask, p_ids, p_mask) -> tuple[torch.Tensor, float]:
+        parts = [chunk for ids, mask in ((q_ids, q_mask), (p_ids, p_mask)) for chunk in _chunks(ids, mask, self.chunk_size)]
+        n_query_chunks = -(-len(q_ids) // self.chunk_size)
+        states, embeddings = [], []
+        with torch.no_grad():
+            for ids, mask in parts:
+                states.append(_rng_state(self.device))
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
+                    embeddings.append(self.forward(ids, mask).float())
+        after = _rng_state(self.device)
+        q = torch.cat(embeddings[:n_query_chunks]).requires_grad_()
+        p = torch.cat(embeddings[n_query_chunks:]).requires_grad_()
+        loss = self.loss_fn(q, p)
+        t_forward = time.perf_counter()
+        loss.backward()  # gradients of the loss with respect to every embedding (gathered negatives included)
+        grads = list(q.grad.split([len(c[0]) for c in parts[:n_query_chunks]])) + \
+            list(p.grad.split([len(c[0]) for c in parts[n_query_chunks:]]))
+        for (ids, mask), state, grad in zip(parts, states, grads):
+            _set_rng_state(state, self.device)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
+                out = self.forward(ids, mask).float()
+            out.backward(grad)
+        _set_rng_state(after, self.device)
+        return loss, t_forward
+
+
+def make_step(encoder: DualEncoder, optim: OptimConfig, loss_fn: InfoNCELoss, *, world: int, device: torch.device,
+              compile: bool = False) -> TrainStep:
+    """The plain step, or the gradient-cached one when ``loss.chunk_size`` is set."""
+    chunk = loss_fn.config.chunk_size
+    if chunk is None:
+        return TrainStep(encoder, optim, loss_fn, world=world, device=device, compile=compile)
+    return CachedTrainStep(encoder, optim, loss_fn, world=world, device=device, compile=compile, chunk_size=chunk)

@@ -30,7 +30,7 @@ from scaling.training.heldout import HeldoutSet
 from scaling.training.loss import InfoNCELoss
 from scaling.training.outcome import MODEL_FOLDER, TrainOutcome
 from scaling.training.progress import ProgressWriter, run_location
-from scaling.training.step import TrainStep
+from scaling.training.step import make_step
 from scaling.training.throughput import ThroughputWindow
 from scaling.training.tokens import tokenize_corpus
 
@@ -49,7 +49,7 @@ class WorkerRun:
         self.family = family_for(cfg.encoder.model)
         self.encoder: DualEncoder = self.family.build(cfg.encoder).to(ctx.device)
         self.tokens = tokenize_corpus(self.encoder, corpus)
-        self.step_fn = TrainStep(self.encoder, cfg.optim, InfoNCELoss(cfg.loss), world=ctx.world, device=ctx.device,
+        self.step_fn = make_step(self.encoder, cfg.optim, InfoNCELoss(cfg.loss), world=ctx.world, device=ctx.device,
                                  compile=cfg.run.compile)
         if ctx.world > 1:  # identical start on every worker
             for p in self.encoder.parameters():

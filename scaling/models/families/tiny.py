@@ -1,4 +1,5 @@
-"""``tiny:hidden=H,layers=L[,heads=A,vocab_size=V]``: random BERT encoders with a tokenizer built
+"""``tiny:hidden=H,layers=L[,heads=A,vocab_size=V]``: random BERT encoders (``tiny-llama:...``:
+Llama-shaped decoders) with a tokenizer built
 from the training texts, for tests and from-scratch ladders. Built once on the driver and saved,
 so every worker (and a resumed run) starts from the same weights and vocabulary."""
 
@@ -14,9 +15,15 @@ from scaling.models.families.base import ModelFamily
 
 class TinyFamily(ModelFamily):
     name = "tiny"
+    scheme = "tiny:"
 
     def matches(self, model: str) -> bool:
-        return model.startswith("tiny:")
+        return model.startswith(self.scheme)
+
+    def _builder(self):
+        from scaling.models.tiny import tiny_encoder
+
+        return tiny_encoder
 
     def check(self, config: EncoderConfig) -> None:
         from scaling.models.tiny import parse_tiny_spec
@@ -24,9 +31,9 @@ class TinyFamily(ModelFamily):
         parse_tiny_spec(config.model)
 
     def instantiate(self, config: EncoderConfig, texts: Sequence[str] = (), seed: int = 0) -> DualEncoder:
-        from scaling.models.tiny import parse_tiny_spec, tiny_encoder
+        from scaling.models.tiny import parse_tiny_spec
 
-        return tiny_encoder(texts, seed=seed, **parse_tiny_spec(config.model), pooling=config.pooling,
+        return self._builder()(texts, seed=seed, **parse_tiny_spec(config.model), pooling=config.pooling,
                             max_length=config.max_length, query_prefix=config.query_prefix,
                             passage_prefix=config.passage_prefix)
 
@@ -39,10 +46,23 @@ class TinyFamily(ModelFamily):
                          "materialise it first (training does) or use TinyFamily.instantiate")
 
 
+class TinyDecoderFamily(TinyFamily):
+    """``tiny-llama:hidden=H,layers=L``: random Llama-shaped decoders (pair with ``pooling: last``)."""
+
+    name = "tiny-llama"
+    scheme = "tiny-llama:"
+
+    def _builder(self):
+        from scaling.models.tiny import tiny_decoder
+
+        return tiny_decoder
+
+
 def _register() -> None:
     from scaling.models.families import register_family
 
     register_family(TinyFamily())
+    register_family(TinyDecoderFamily())
 
 
 _register()
