@@ -7,9 +7,10 @@ their first k layers, which is how a pretrained model becomes a size ladder.
 
 from __future__ import annotations
 
+import copy
 import json
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal, Sequence
 
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from scaling.models.lora import LoraSettings
 from scaling.models.unpadded import unpad_linears
 
 Pooling = Literal["cls", "mean", "last"]
@@ -36,8 +38,10 @@ class EncoderConfig:
     num_layers: int | None = None  # keep the first k transformer layers
     freeze_word_embeddings: bool = False
     skip_padding: bool = True  # transformer-block linears skip padded positions (same outputs, less work)
+    lora: LoraSettings | None = None  # train a LoRA adapter instead of the whole model (``scaling.models.lora``)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "lora", LoraSettings.of(self.lora))
         if self.pooling not in ("cls", "mean", "last"):
             raise ValueError(f"encoder.pooling must be 'cls', 'mean' or 'last', not {self.pooling!r}")
         if self.max_length < 2:
@@ -130,6 +134,10 @@ class DualEncoder(nn.Module):
             _truncate_layers(backbone, config.num_layers)
         if config.freeze_word_embeddings:
             self.word_embeddings().weight.requires_grad_(False)
+        if config.lora is not None:  # before the padding-skip conversion, which peft cannot wrap
+            from scaling.models.lora import apply_lora
+
+            self.backbone = backbone = apply_lora(backbone, config.lora, config.model)
         self.real_tokens = None  # None: the backbone pads as usual
         if config.skip_padding:
             found = _layer_list(backbone)
@@ -145,12 +153,22 @@ class DualEncoder(nn.Module):
 
         return family_for(config.model).build(config)
 
-    def save(self, folder: str | Path) -> Path:
-        """A Hugging Face folder (weights, tokenizer) plus ``encoder.json`` (pooling, prefixes...)."""
+    def save(self, folder: str | Path, *, merged: bool = False) -> Path:
+        """A Hugging Face folder (weights, tokenizer) plus ``encoder.json`` (pooling, prefixes...).
+
+        With LoRA: the adapter alone and ``encoder.json`` naming the base model and its depth
+        (``merged=True``: the adapter folded into a full model folder instead)."""
         folder = Path(folder)
+        if self.config.lora is not None and merged:
+            plain = DualEncoder(copy.deepcopy(self.backbone).merge_and_unload(), self.tokenizer,
+                                replace(self.config, lora=None, num_layers=None))
+            return plain.save(folder)
         self.backbone.save_pretrained(folder)
         self.tokenizer.save_pretrained(folder)
-        settings = {**asdict(self.config), "model": self.config.model, "num_layers": None}  # layers already cut
+        if self.config.lora is not None:  # the base is rebuilt from its name, cut to the same depth
+            settings = {**asdict(self.config), "adapter": True}
+        else:
+            settings = {**asdict(self.config), "model": self.config.model, "num_layers": None}  # layers already cut
         (folder / "encoder.json").write_text(json.dumps(settings, indent=1))
         return folder
 
@@ -159,20 +177,52 @@ class DualEncoder(nn.Module):
         """Load what ``save`` wrote, with the pooling and prefixes it was trained with."""
         folder = Path(folder)
         settings = json.loads((folder / "encoder.json").read_text())
+        if settings.pop("adapter", False):
+            from safetensors.torch import load_file
+
+            from scaling.models.lora import load_adapter_state
+
+            encoder = cls.from_config(EncoderConfig(**settings))
+            load_adapter_state(encoder.backbone, load_file(str(folder / "adapter_model.safetensors")))
+            return encoder
         settings.update(model=str(folder), freeze_word_embeddings=False)
         return cls.from_config(EncoderConfig(**settings))
+
+    def trainable_state(self) -> dict:
+        """What a resume checkpoint keeps: the adapter under LoRA, else the whole backbone."""
+        if self.config.lora is not None:
+            from scaling.models.lora import adapter_state
+
+            return adapter_state(self.backbone)
+        return self.backbone.state_dict()
+
+    def load_trainable_state(self, state: dict) -> None:
+        if self.config.lora is not None:
+            from scaling.models.lora import load_adapter_state
+
+            load_adapter_state(self.backbone, state)
+        else:
+            self.backbone.load_state_dict(state)
 
     # ---- parts ----------------------------------------------------------------------------
     def word_embeddings(self) -> nn.Embedding:
         return self.backbone.get_input_embeddings()
 
     def parameter_counts(self) -> dict[str, int]:
-        """Total and non-embedding parameters (the scaling-curve x-axis counts the latter)."""
-        total = sum(p.numel() for p in self.backbone.parameters())
+        """Total and non-embedding parameters of the base model (the scaling-curve x-axis counts
+        the latter), trainable ones, and a LoRA adapter's own count."""
+        from scaling.models.lora import is_adapter_parameter
+
+        named = list(self.backbone.named_parameters())
+        base = [(n, p) for n, p in named if not is_adapter_parameter(n)]
+        total = sum(p.numel() for _, p in base)
         embedding_modules = [m for m in self.backbone.modules() if isinstance(m, nn.Embedding)]
         embedding = sum(p.numel() for m in embedding_modules for p in m.parameters())
-        trainable = sum(p.numel() for p in self.backbone.parameters() if p.requires_grad)
-        return {"total": total, "non_embedding": total - embedding, "trainable": trainable}
+        trainable = sum(p.numel() for _, p in named if p.requires_grad)
+        counts = {"total": total, "non_embedding": total - embedding, "trainable": trainable}
+        if self.config.lora is not None:
+            counts["adapter"] = sum(p.numel() for n, p in named if is_adapter_parameter(n))
+        return counts
 
     def describe(self) -> dict:
         return {"encoder": asdict(self.config), "parameters": self.parameter_counts(),

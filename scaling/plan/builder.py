@@ -137,6 +137,10 @@ class PlanBuilder:
         family = family_for(cfg.encoder.model)
         texts = corpus.table.column("query").to_pylist() + corpus.table.column("passage").to_pylist()
         encoder = family.materialise(cfg.encoder, texts=texts, seed=cfg.sampler.seed, folder=scratch)
+        if encoder.lora is not None:  # before Ray: adapters that would wrap nothing
+            from scaling.models.lora import check_targets_of
+
+            check_targets_of(family_for(encoder.model).weights_path(encoder), encoder.lora, cfg.encoder.model)
         cfg = replace(cfg, encoder=encoder)
         own = ResultStore(run_location.rstrip("/") + "/" + PLAN_FOLDER)
         heldout = self.heldout_corpus(cfg)

@@ -68,6 +68,10 @@ class ModelFamily:
         configuration workers build from (``folder`` is the trial's scratch folder)."""
         return config
 
+    def weights_path(self, config: EncoderConfig) -> str:
+        """Where the (materialised) model's Hugging Face files are: a folder or a hub name."""
+        return config.model
+
     def build(self, config: EncoderConfig) -> DualEncoder:
         from scaling.models.encoder import load_hf_encoder
 
@@ -79,11 +83,11 @@ class ModelFamily:
 
     # ---- state ----------------------------------------------------------------------------
     def trainable_state(self, encoder: DualEncoder) -> dict:
-        """What a resume checkpoint keeps of the model."""
-        return encoder.backbone.state_dict()
+        """What a resume checkpoint keeps of the model (only the adapter under LoRA)."""
+        return encoder.trainable_state()
 
     def load_trainable_state(self, encoder: DualEncoder, state: dict) -> None:
-        encoder.backbone.load_state_dict(state)
+        encoder.load_trainable_state(state)
 
     def save(self, encoder: DualEncoder, folder: str | Path) -> Path:
         """The final model: a Hugging Face folder plus ``encoder.json`` (``DualEncoder.load`` reads it)."""

@@ -34,6 +34,9 @@ class OfflineE5Family(ModelFamily):
             ensure_offline_e5()  # once, here: workers find the converted folder in the cache
         return config
 
+    def weights_path(self, config: EncoderConfig) -> str:
+        return str(ensure_offline_e5()) if self._uses_package(config.model) else HUB_NAME
+
     def build(self, config: EncoderConfig) -> DualEncoder:
         if self._uses_package(config.model):
             return load_hf_encoder(str(ensure_offline_e5()), config)
