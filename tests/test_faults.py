@@ -163,3 +163,33 @@ def test_training_languages_and_models_are_checked_before_ray(tmp_path):
         assert not (tmp_path / "tiny").exists()  # nothing written, Ray never started
     with pytest.raises(StudyConfigError, match=r"sampler.alpha must be in \[0, 1\], not 1.5"):
         build_study(json.loads(json.dumps(TINY_STUDY)), ["train.sampler.alpha=1.5"])
+
+
+def test_the_memory_planner_refuses_a_trial_that_cannot_fit_and_names_the_lever(tmp_path, capsys):
+    from scaling.plan.memory import GB, estimate
+    from scaling.sweep.budget import budget_lines, trial_shape
+    from scaling.sweep.cli import main
+
+    raw = json.loads(json.dumps(TINY_STUDY))
+    study = build_study(raw, [])
+    trial = study.trials[0]
+    shape = trial_shape(trial)
+    whole = estimate(shape, trial.config)
+    from dataclasses import replace
+
+    chunked = estimate(shape, replace(trial.config, loss=replace(trial.config.loss, chunk_size=8)))
+    assert chunked.activations < whole.activations and chunked.weights == whole.weights
+    assert whole.weights == shape.total * 4 and whole.optimizer == 2 * whole.gradients  # fp32 AdamW
+    budget = (chunked.total + whole.total) / 2 / GB
+    raw["resources"]["gpu_memory_gb"] = budget
+    lines, refusals = budget_lines(build_study(raw, []))
+    assert len(lines) == 2 and len(refusals) == 2
+    assert "more than resources.gpu_memory_gb" in refusals[0] and "set loss.chunk_size: 8" in refusals[0]
+    config = tmp_path / "tiny.yaml"
+    config.write_text(json.dumps({**raw, "storage": str(tmp_path)}))
+    assert main(["--config", str(config), "--dry-run"]) == 2
+    assert "set loss.chunk_size: 8" in capsys.readouterr().err
+    from scaling.sweep.driver import run_study
+
+    with pytest.raises(StudyConfigError, match="set loss.chunk_size: 8"):
+        run_study(build_study(raw, [f"storage={tmp_path}"]))

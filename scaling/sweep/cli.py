@@ -32,7 +32,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(study.describe())
     if args.dry_run:
-        return 0
+        from scaling.sweep.budget import budget_lines
+
+        lines, refusals = budget_lines(study)
+        print("memory and time per trial (estimates; see scaling/plan/memory.py):", *lines, sep="\n")
+        for refusal in refusals:
+            print(f"error: {refusal}", file=sys.stderr)
+        return 2 if refusals else 0
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
     if not args.verbose:  # our console only: no progress bars of model saving on the driver
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

@@ -165,6 +165,12 @@ def run_study(study: Study, *, resume: bool = False, verbose: bool = False) -> R
     store = study_store(study)
     planner = StudyPlanner(study, store)
     planner.check()  # before anything is written
+    if study.resources.gpu_memory_gb is not None:
+        from scaling.sweep.budget import budget_lines
+
+        refusals = budget_lines(study)[1]
+        if refusals:
+            raise StudyConfigError("; ".join(refusals))
     try:
         store.check_writable()
     except ValueError as exc:

@@ -77,12 +77,14 @@ class Resources:
     concurrent_trials: int = 1
     eval_cpus: float = 1.0  # the evaluation stage's own reservation, after training releases its workers
     eval_gpus: float = 0.0
+    gpu_memory_gb: float | None = None  # per worker: trials the memory planner says exceed it are refused
+    gpu_tflops: float = 312.0  # the accelerator's peak, for the planner's time per step (A100 bf16)
 
     @classmethod
     def from_dict(cls, raw: Any) -> "Resources":
         raw = _strict(raw, [f.name for f in fields(cls)], "resources")
         for f in fields(cls):
-            if f.name in raw:
+            if f.name in raw and not (raw[f.name] is None and "None" in f.type):
                 value, integer = raw[f.name], f.type == "int"
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not float(value).is_integer()):
                     raise StudyConfigError(f"resources.{f.name} should be {'an integer' if integer else 'a number'}, "

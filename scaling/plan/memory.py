@@ -1,0 +1,114 @@
+"""A memory and time planner for one trial: peak memory per accelerator and time per step,
+estimated from the model's shape before anything is loaded, so a trial that cannot fit is
+refused before Ray starts, naming the lever that would make it fit.
+
+Per worker (bytes): weights (their dtype), gradients and AdamW's two moments for the trainable
+parameters (fp32, plus fp32 master weights when the weights are 16-bit), and activations of the
+graphs alive at once: queries and passages of the local batch (or one chunk under gradient
+caching), per layer and token about ``34 h + 5 a s`` 16-bit values' worth (Korthikanti et al.
+2022; twice that in fp32), at the full ``max_length`` (an upper bound: skipped padding only
+helps). Time per step: ``6 N T`` FLOPs for N non-embedding parameters and T tokens of the global
+batch, at an assumed utilisation of the accelerators' peak. The shape comes from the model's
+configuration, built on the meta device (no weights read); where no configuration is available
+(a hub name, offline) the estimate says so instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from scaling.training.config import TrainConfig
+
+GB = 1024 ** 3
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    total: int  # parameters
+    embedding: int
+    hidden: int
+    layers: int
+    heads: int
+
+    @property
+    def non_embedding(self) -> int:
+        return self.total - self.embedding
+
+
+def shape_of(path: str, num_layers: int | None = None) -> ModelShape:
+    """Parameter counts and sizes from a Hugging Face configuration (meta device: no weights)."""
+    import torch
+    from torch import nn
+    from transformers import AutoConfig, AutoModel
+
+    from scaling.data.remote import offline
+
+    config = AutoConfig.from_pretrained(path, local_files_only=offline())
+    if num_layers is not None:
+        config.num_hidden_layers = num_layers
+    with torch.device("meta"):
+        model = AutoModel.from_config(config)
+    total = sum(p.numel() for p in model.parameters())
+    embedding = sum(p.numel() for m in model.modules() if isinstance(m, nn.Embedding) for p in m.parameters())
+    return ModelShape(total, embedding, int(config.hidden_size), int(config.num_hidden_layers),
+                      int(getattr(config, "num_attention_heads", 1)))
+
+
+@dataclass(frozen=True)
+class Estimate:
+    weights: float  # bytes per worker
+    gradients: float
+    optimizer: float
+    activations: float
+    step_seconds: float
+
+    @property
+    def total(self) -> float:
+        return self.weights + self.gradients + self.optimizer + self.activations
+
+    def describe(self) -> str:
+        parts = ", ".join(f"{k} {getattr(self, k) / GB:.2f}" for k in ("weights", "gradients", "optimizer", "activations"))
+        step = f"{self.step_seconds:.2f} s" if self.step_seconds >= 1 else f"{self.step_seconds * 1000:.2g} ms"
+        return f"~{self.total / GB:.2f} GB per worker ({parts}), ~{step} per step at the assumed utilisation"
+
+
+def estimate(shape: ModelShape, cfg: TrainConfig, *, trainable: int | None = None, weight_bytes: int = 4,
+             tflops: float = 312.0, utilisation: float = 0.4) -> Estimate:
+    """``trainable``: parameters that train (default: all but frozen word embeddings; LoRA: the
+    adapter). ``weight_bytes``: 4 for fp32 weights, 2 for bf16/fp16 (fp32 master copies added).
+    On GPUs activations are bf16 (autocast); on CPU fp32."""
+    if trainable is None:
+        trainable = shape.total - (shape.embedding if cfg.encoder.freeze_word_embeddings else 0)
+        if cfg.encoder.lora is not None:  # r x (in + out) per targeted square projection, three per layer
+            trainable = 3 * shape.layers * cfg.encoder.lora.r * 2 * shape.hidden
+    local = cfg.sampler.batch_size // cfg.run.num_workers
+    rows = 2 * local if cfg.loss.chunk_size is None else min(cfg.loss.chunk_size, local)
+    s = cfg.encoder.max_length
+    value_bytes = 2 if weight_bytes == 2 or cfg.run.gpus_per_worker > 0 else 4
+    per_token_layer = (34 * shape.hidden + 5 * shape.heads * s) * value_bytes / 2
+    activations = rows * s * shape.layers * per_token_layer
+    master = trainable * 4 if weight_bytes < 4 else 0
+    tokens = 2 * cfg.sampler.batch_size * s
+    flops = 6 * shape.non_embedding * tokens
+    step = flops / (cfg.run.num_workers * tflops * 1e12 * utilisation)
+    return Estimate(shape.total * weight_bytes, trainable * 4, trainable * 8 + master, activations, step)
+
+
+def lever_for(cfg: TrainConfig, shape: ModelShape, budget_gb: float, **kwargs) -> str:
+    """The first lever that brings the estimate under ``budget_gb``, or what remains short."""
+    from dataclasses import replace
+
+    options = []
+    if cfg.loss.chunk_size is None:
+        options.append(("loss.chunk_size: 8", replace(cfg, loss=replace(cfg.loss, chunk_size=8))))
+    if cfg.encoder.lora is None:
+        from scaling.models.lora import LoraSettings
+
+        options.append(("encoder.lora: {r: 16}", replace(cfg, encoder=replace(cfg.encoder, lora=LoraSettings(r=16)))))
+    if len(options) == 2:
+        options.append(("loss.chunk_size: 8 and encoder.lora: {r: 16}",
+                        replace(options[1][1], loss=replace(cfg.loss, chunk_size=8))))
+    for name, option in options:
+        if estimate(shape, option, **kwargs).total / GB <= budget_gb:
+            return f"set {name}"
+    return "no single lever fits it: use more GPU memory per worker (sharding is not available yet)"
