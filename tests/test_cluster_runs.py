@@ -44,6 +44,19 @@ def env(**extra: str) -> dict[str, str]:
     return out | extra
 
 
+def start_driver_until_a_trial_finishes(config: Path, store: ResultStore) -> subprocess.Popen:
+    """``jobs/sweep.py`` in its own session, returned once the first trial's manifest is written."""
+    driver = subprocess.Popen([sys.executable, SWEEP, "--config", str(config)], env=env(), cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.time() + 300
+    while not store.finished() and time.time() < deadline and driver.poll() is None:
+        time.sleep(0.2)
+    if not store.finished():
+        os.killpg(driver.pid, signal.SIGKILL)
+        raise AssertionError("no trial finished before the deadline")
+    return driver
+
+
 def assert_one_set_of_rows_per_trial(folder: Path, trials: int) -> None:
     table = load_results(folder)
     ids = table.column("trial_id")
@@ -81,16 +94,9 @@ def test_ray_job_submit_runs_a_study_on_a_local_cluster(tmp_path):
 def test_killed_driver_then_resume_runs_only_unfinished_trials(tmp_path):
     config = tiny_study(tmp_path, ["xy", "multilingual", {"name": "hybrid", "alpha": 0.5}])
     store = ResultStore(tmp_path / "results" / "tiny")
-    driver = subprocess.Popen([sys.executable, SWEEP, "--config", str(config)], env=env(), cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        deadline = time.time() + 300
-        while not store.finished() and time.time() < deadline and driver.poll() is None:
-            time.sleep(0.5)
-        assert store.finished(), "no trial finished before the deadline"
-    finally:
-        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
-        driver.wait(timeout=60)
+    driver = start_driver_until_a_trial_finishes(config, store)
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
+    driver.wait(timeout=60)
     done = store.finished()
     assert 1 <= len(done) < 3
     stamps = {t: os.stat(store.path("trials", t, "manifest.json")).st_mtime_ns for t in done}
@@ -110,13 +116,8 @@ def test_killed_driver_then_resume_runs_only_unfinished_trials(tmp_path):
 def test_ctrl_c_is_not_success_and_resume_continues(tmp_path):
     config = tiny_study(tmp_path, ["xy", {"name": "hybrid", "alpha": 0.5}])
     store = ResultStore(tmp_path / "results" / "tiny")
-    driver = subprocess.Popen([sys.executable, SWEEP, "--config", str(config)], env=env(), cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    driver = start_driver_until_a_trial_finishes(config, store)
     try:
-        deadline = time.time() + 300
-        while not store.finished() and time.time() < deadline and driver.poll() is None:
-            time.sleep(0.2)
-        assert store.finished(), "no trial finished before the deadline"
         driver.send_signal(signal.SIGINT)  # Ctrl-C during the second trial
         output, _ = driver.communicate(timeout=180)
     finally:

@@ -92,26 +92,42 @@ def test_worker_and_evaluation_read_only_the_plan(planned, tmp_path, monkeypatch
     assert not {s for s, _ in settings} - {"multi", "cross"} and ("multi", "recall@10") not in settings
 
 
+def crash_at(step_index: int):
+    """A step hook that fails once, at ``step_index``, in a run that was not resumed."""
+    def crash(step, rank, world, resumed):
+        if step == step_index and not resumed:
+            raise RuntimeError("crash")
+    return crash
+
+
+def crashed_run(plan, folder, step_index: int):
+    """A local run that crashed at ``step_index`` (its checkpoints are kept)."""
+    from scaling.training.context import LocalWorker
+    from scaling.training.worker import run_worker
+
+    worker = LocalWorker(folder)
+    with pytest.raises(RuntimeError, match="crash"):
+        run_worker(plan, worker, hooks=[crash_at(step_index)])
+    return worker
+
+
+def one_worker_plan(plans, **run) -> TrialPlan:
+    """The first trial's plan on one local worker, with ``run`` settings changed."""
+    base = next(iter(plans.values())).to_dict()
+    base["config"]["run"].update(num_workers=1, **run)
+    return TrialPlan.from_dict(base)
+
+
 def test_a_resumed_local_run_continues_from_its_checkpoint(planned, tmp_path, monkeypatch):
     from scaling.training.context import LocalWorker
     from scaling.training.outcome import TrainOutcome
     from scaling.training.worker import run_worker
 
-    _, plans, _, _ = planned
-    base = next(iter(plans.values())).to_dict()
-    base["config"]["run"].update(num_workers=1, checkpoint_every=2, report_every=2)
-    plan = TrialPlan.from_dict(base)
+    plan = one_worker_plan(planned[1], checkpoint_every=2, report_every=2)
     straight = LocalWorker(tmp_path / "straight")
     run_worker(plan, straight)
-
-    def crash(step, rank, world, resumed):
-        if step == 3 and not resumed:
-            raise RuntimeError("crash")
-
-    broken = LocalWorker(tmp_path / "broken")
-    with pytest.raises(RuntimeError, match="crash"):
-        run_worker(plan, broken, hooks=[crash])
-    run_worker(plan, broken, hooks=[crash])  # resumes from the step-2 checkpoint
+    broken = crashed_run(plan, tmp_path / "broken", 3)
+    run_worker(plan, broken, hooks=[crash_at(3)])  # resumes from the step-2 checkpoint
     a, b = (TrainOutcome.read(w.saved[-1]) for w in (straight, broken))
     assert b.metrics["resumed_from"] == 2 and a.metrics["resumed_from"] == -1
     assert [h["loss"] for h in a.history] == pytest.approx([h["loss"] for h in b.history], rel=1e-6)
@@ -139,30 +155,18 @@ def test_an_unreadable_latest_checkpoint_falls_back_to_the_one_before(planned, t
     from scaling.training.outcome import TrainOutcome
     from scaling.training.worker import run_worker
 
-    _, plans, _, _ = planned
-    base = next(iter(plans.values())).to_dict()
-    base["config"]["run"].update(num_workers=1, checkpoint_every=1, report_every=1)
-    plan = TrialPlan.from_dict(base)
+    plan = one_worker_plan(planned[1], checkpoint_every=1, report_every=1)
     straight = LocalWorker(tmp_path / "straight")
     run_worker(plan, straight)
-
-    def crash(step, rank, world, resumed):
-        if step == 3 and not resumed:
-            raise RuntimeError("crash")
-
-    broken = LocalWorker(tmp_path / "broken")
-    with pytest.raises(RuntimeError, match="crash"):
-        run_worker(plan, broken, hooks=[crash])
+    broken = crashed_run(plan, tmp_path / "broken", 3)
     (broken.saved[-1] / "state.pt").write_bytes(b"truncated")  # the step-3 checkpoint
-    run_worker(plan, broken, hooks=[crash])
+    run_worker(plan, broken, hooks=[crash_at(3)])
     a, b = (TrainOutcome.read(w.saved[-1]) for w in (straight, broken))
     assert b.metrics["resumed_from"] == 2
     assert [h["loss"] for h in a.history] == pytest.approx([h["loss"] for h in b.history], rel=1e-6)
 
-    gone = LocalWorker(tmp_path / "gone")
-    with pytest.raises(RuntimeError, match="crash"):
-        run_worker(plan, gone, hooks=[crash])
+    gone = crashed_run(plan, tmp_path / "gone", 3)
     for folder in gone.saved:
         (folder / "state.pt").write_bytes(b"")
     with pytest.raises(RuntimeError, match="no checkpoint of this run can be read .*delete the run folder"):
-        run_worker(plan, gone, hooks=[crash])
+        run_worker(plan, gone, hooks=[crash_at(3)])
