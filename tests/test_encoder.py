@@ -195,3 +195,35 @@ def test_model_names_find_their_family():
         family_for("tiny:hidden=x").check(EncoderConfig(model="tiny:hidden=x"))
     with pytest.raises(ValueError, match="is not a local folder"):
         family_for("./no/such/model").check(EncoderConfig(model="./no/such/model"))
+
+
+@pytest.mark.parametrize("kind", ["bert", "llama"])
+def test_activation_checkpointing_with_skipped_padding_is_exact_and_recomputes(kind, monkeypatch):
+    """encoder.gradient_checkpointing together with skip_padding: the same outputs and gradients,
+    in training mode with dropout, and each block really is recomputed on real tokens only."""
+    from scaling.models.tiny import tiny_decoder
+
+    build, pooling = (tiny_encoder, "mean") if kind == "bert" else (tiny_decoder, "last")
+    rows = []
+    plain = torch.nn.Linear.forward
+    monkeypatch.setattr(torch.nn.Linear, "forward",
+                        lambda self, x: rows.append(x.reshape(-1, x.shape[-1]).shape[0]) or plain(self, x))
+    results = []
+    for checkpointing in (True, False):
+        enc = build(TEXTS, hidden=32, layers=2, seed=1, pooling=pooling, gradient_checkpointing=checkpointing).train()
+        batch = enc.tokenize(TEXTS, "passage")
+        torch.manual_seed(3)
+        rows.clear()
+        out = enc(batch["input_ids"], batch["attention_mask"])
+        forward_calls = len(rows)
+        (out * torch.linspace(-1, 1, out.shape[1])).sum().backward()
+        results.append((out.detach(), {n: p.grad for n, p in enc.named_parameters() if p.grad is not None},
+                        forward_calls, list(rows)))
+    (out_c, grads_c, fwd_c, rows_c), (out_p, grads_p, fwd_p, rows_p) = results
+    real = int(batch["attention_mask"].sum())
+    assert len(rows_c) == 2 * fwd_c and len(rows_p) == fwd_p  # the blocks ran again in backward
+    assert set(rows_c) == {real}  # ... on the real tokens only
+    torch.testing.assert_close(out_c, out_p, atol=1e-5, rtol=1e-5)
+    assert grads_c.keys() == grads_p.keys()
+    for name in grads_p:
+        torch.testing.assert_close(grads_c[name], grads_p[name], atol=1e-5, rtol=1e-4, msg=name)

@@ -39,6 +39,7 @@ class EncoderConfig:
     freeze_word_embeddings: bool = False
     skip_padding: bool = True  # transformer-block linears skip padded positions (same outputs, less work)
     lora: LoraSettings | None = None  # train a LoRA adapter instead of the whole model (``scaling.models.lora``)
+    gradient_checkpointing: bool = False  # recompute each block in backward: activations of one block, not all
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lora", LoraSettings.of(self.lora))
@@ -145,6 +146,26 @@ class DualEncoder(nn.Module):
                 raise ValueError(f"encoder.skip_padding is on, but the transformer layers of {type(backbone).__name__} "
                                  "were not found (looked for encoder.layer, layers, h); set encoder.skip_padding: false")
             self.real_tokens = unpad_linears(found[2])
+        if config.gradient_checkpointing:
+            self._checkpoint_blocks()
+
+    def _checkpoint_blocks(self) -> None:
+        """Hugging Face's activation checkpointing, non-reentrant; with skipped padding each
+        recomputation gets the real-token index of its forward pass (``recompute_context``)."""
+        from scaling.models.unpadded import recompute_context
+
+        model = self.backbone.get_base_model() if hasattr(self.backbone, "get_base_model") else self.backbone
+        if not getattr(model, "supports_gradient_checkpointing", False):
+            raise ValueError(f"encoder.gradient_checkpointing: {type(model).__name__} does not support it; set it false")
+        kwargs = {"use_reentrant": False}
+        if self.real_tokens is not None:
+            kwargs["context_fn"] = recompute_context(self.real_tokens)
+        if hasattr(model.config, "use_cache"):
+            model.config.use_cache = False  # no key/value cache in an embedder; it clashes with recomputation
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.2 (the old name is deprecated)
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
     @classmethod
     def from_config(cls, config: EncoderConfig) -> "DualEncoder":

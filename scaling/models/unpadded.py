@@ -20,7 +20,7 @@ that is not ``(batch, tokens, features)`` of the current mask's shape) they are 
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 from torch import nn
@@ -86,6 +86,28 @@ class UnpaddedLinear(nn.Linear):
         batch, length = tokens.shape
         out = y.new_zeros(batch * length, y.shape[-1]).index_copy(0, tokens.index, y)
         return out.view(batch, length, y.shape[-1])
+
+
+def recompute_context(tokens: RealTokens):
+    """A ``context_fn`` for ``torch.utils.checkpoint`` (non-reentrant): activation checkpointing
+    recomputes a block during backward, after ``DualEncoder.forward`` has left the real-token
+    context; the recomputation runs with the real-token index of its own forward pass."""
+
+    def context_fn():
+        saved = (tokens.shape, tokens.index)
+
+        @contextmanager
+        def recompute():
+            before = (tokens.shape, tokens.index, tokens._last)
+            tokens.shape, tokens.index, tokens._last = saved[0], saved[1], None
+            try:
+                yield
+            finally:
+                tokens.shape, tokens.index, tokens._last = before
+
+        return nullcontext(), recompute()
+
+    return context_fn
 
 
 def unpad_linears(layers: nn.Module) -> RealTokens:

@@ -6,7 +6,8 @@ Per worker (bytes): weights (their dtype), gradients and AdamW's two moments for
 parameters (fp32, plus fp32 master weights when the weights are 16-bit), and activations of the
 graphs alive at once: queries and passages of the local batch (or one chunk under gradient
 caching), per layer and token about ``34 h + 5 a s`` 16-bit values' worth (Korthikanti et al.
-2022; twice that in fp32), at the full ``max_length`` (an upper bound: skipped padding only
+2022; twice that in fp32; with activation checkpointing each block's input plus one block's),
+at the full ``max_length`` (an upper bound: skipped padding only
 helps). Time per step: ``6 N T`` FLOPs for N non-embedding parameters and T tokens of the global
 batch, at an assumed utilisation of the accelerators' peak. The shape comes from the model's
 configuration, built on the meta device (no weights read); where no configuration is available
@@ -86,10 +87,13 @@ def estimate(shape: ModelShape, cfg: TrainConfig, *, trainable: int | None = Non
     s = cfg.encoder.max_length
     value_bytes = 2 if weight_bytes == 2 or cfg.run.gpus_per_worker > 0 else 4
     per_token_layer = (34 * shape.hidden + 5 * shape.heads * s) * value_bytes / 2
-    activations = rows * s * shape.layers * per_token_layer
+    if cfg.encoder.gradient_checkpointing:  # each block's input kept, one block's activations alive at a time
+        activations = rows * s * (shape.layers * shape.hidden * value_bytes + per_token_layer)
+    else:
+        activations = rows * s * shape.layers * per_token_layer
     master = trainable * 4 if weight_bytes < 4 else 0
     tokens = 2 * cfg.sampler.batch_size * s
-    flops = 6 * shape.non_embedding * tokens
+    flops = (8 if cfg.encoder.gradient_checkpointing else 6) * shape.non_embedding * tokens  # + one recomputed forward
     step = flops / (cfg.run.num_workers * tflops * 1e12 * utilisation)
     return Estimate(shape.total * weight_bytes, trainable * 4, trainable * 8 + master, activations, step)
 
@@ -101,13 +105,16 @@ def lever_for(cfg: TrainConfig, shape: ModelShape, budget_gb: float, **kwargs) -
     options = []
     if cfg.loss.chunk_size is None:
         options.append(("loss.chunk_size: 8", replace(cfg, loss=replace(cfg.loss, chunk_size=8))))
+    if not cfg.encoder.gradient_checkpointing:
+        options.append(("encoder.gradient_checkpointing: true",
+                        replace(cfg, encoder=replace(cfg.encoder, gradient_checkpointing=True))))
     if cfg.encoder.lora is None:
         from scaling.models.lora import LoraSettings
 
         options.append(("encoder.lora: {r: 16}", replace(cfg, encoder=replace(cfg.encoder, lora=LoraSettings(r=16)))))
-    if len(options) == 2:
+    if cfg.loss.chunk_size is None and cfg.encoder.lora is None:
         options.append(("loss.chunk_size: 8 and encoder.lora: {r: 16}",
-                        replace(options[1][1], loss=replace(cfg.loss, chunk_size=8))))
+                        replace(options[-1][1], loss=replace(cfg.loss, chunk_size=8))))
     for name, option in options:
         if estimate(shape, option, **kwargs).total / GB <= budget_gb:
             return f"set {name}"
