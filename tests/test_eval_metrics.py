@@ -81,12 +81,14 @@ def test_metrics_agree_with_pytrec_eval_including_ties_and_grades():
     ids = bench.candidates.column("id").to_pylist()
     run = {qid: {cid: float(s[i, j]) for j, cid in enumerate(ids)} for i, qid in enumerate(table.query_ids)}
     qrels = {qid: dict(rel) for qid, rel in bench.relevance.items()}
-    ref = pytrec_eval.RelevanceEvaluator(qrels, {"map", "ndcg_cut.10,100", "recall.1,10,100", "recip_rank"}).evaluate(run)
+    ref = pytrec_eval.RelevanceEvaluator(qrels, {"map", "ndcg_cut.10,100", "recall.1,10,100", "recip_rank",
+                                                 "P.1,10,100"}).evaluate(run)
     r, g = table.ranks_in(None), table.rel_grade
     ours = {"map": metrics.average_precision(r), "ndcg_cut_10": metrics.ndcg_at(r, g, 10),
             "ndcg_cut_100": metrics.ndcg_at(r, g, 100), "recall_1": metrics.recall_at(r, 1),
             "recall_10": metrics.recall_at(r, 10), "recall_100": metrics.recall_at(r, 100),
-            "recip_rank": metrics.mrr_at(r, 10 ** 9)}
+            "recip_rank": metrics.mrr_at(r, 10 ** 9), "P_1": metrics.precision_at(r, 1),
+            "P_10": metrics.precision_at(r, 10), "P_100": metrics.precision_at(r, 100)}
     for name, values in ours.items():
         expected = np.array([ref[qid][name] for qid in table.query_ids])
         np.testing.assert_allclose(values, expected, atol=1e-4, err_msg=name)  # trec_eval prints 4 decimals
@@ -147,3 +149,12 @@ def test_metric_edge_cases():
     np.testing.assert_allclose(metrics.mrr_at(ranks, 2), [1.0, 0.0])
     np.testing.assert_allclose(metrics.rank_distance(ranks), [2.0, 0.0])
     np.testing.assert_allclose(metrics.recall_at(ranks, 2), [0.5, 0.0])
+
+
+def test_precision_and_f1_at_k_by_hand():
+    ranks = np.array([[1, 4, 0], [3, 0, 0], [0, 0, 0]])  # relevant at ranks 1 and 4; at 3; none
+    np.testing.assert_allclose(metrics.precision_at(ranks, 2), [0.5, 0.0, 0.0])
+    np.testing.assert_allclose(metrics.recall_at(ranks, 5), [1.0, 1.0, 0.0])
+    np.testing.assert_allclose(metrics.precision_at(ranks, 5), [0.4, 0.2, 0.0])
+    np.testing.assert_allclose(metrics.f1_at(ranks, 5), [2 * 0.4 * 1 / 1.4, 2 * 0.2 / 1.2, 0.0])
+    np.testing.assert_allclose(metrics.f1_at(ranks, 2), [2 * 0.5 * 0.5 / 1.0, 0.0, 0.0])

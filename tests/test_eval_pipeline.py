@@ -143,7 +143,7 @@ def test_evaluation_options_choose_metrics_and_are_checked(tmp_path, bench, enco
                                                            settings=("multi",)))
     assert {r.metric for r in result.records} == {"map", "ndcg@1", "ndcg@5", "queries"}
     assert {r.setting for r in result.records} == {"multi"}
-    for bad, message in (({"ks": (0,)}, "eval.ks"), ({"metrics": ("f1",)}, "eval.metrics"),
+    for bad, message in (({"ks": (0,)}, "eval.ks"), ({"metrics": ("bleu",)}, "eval.metrics"),
                          ({"settings": ("bilingual",)}, "eval.settings"), ({"batch_size": 0}, "eval.batch_size")):
         with pytest.raises(ValueError, match=message):
             EvalConfig(**bad)

@@ -193,3 +193,14 @@ def test_the_memory_planner_refuses_a_trial_that_cannot_fit_and_names_the_lever(
 
     with pytest.raises(StudyConfigError, match="set loss.chunk_size: 8"):
         run_study(build_study(raw, [f"storage={tmp_path}"]))
+
+
+def test_a_data_error_in_a_study_is_named_before_ray_and_text_is_not_a_list(tmp_path):
+    from scaling.sweep.driver import run_study
+
+    raw = json.loads(json.dumps(TINY_STUDY))
+    raw["storage"] = str(tmp_path)
+    with pytest.raises(StudyConfigError, match="no-such-corpus: no such file or folder, and not a registered dataset"):
+        run_study(build_study(raw, ["train.data.train=[no-such-corpus]"]))
+    with pytest.raises(StudyConfigError, match="data.train should be a list, got the text 'parallel-qa:train'"):
+        build_study(raw, ["train.data.train=parallel-qa:train"])

@@ -40,6 +40,17 @@ def recall_at(ranks: np.ndarray, k: int) -> np.ndarray:
     return np.divide(hits, n, out=np.zeros(len(n)), where=n > 0)
 
 
+def precision_at(ranks: np.ndarray, k: int) -> np.ndarray:
+    """Relevant among the top k, over k (trec_eval's P_k: k counts even where the pool is smaller)."""
+    return ((ranks > 0) & (ranks <= k)).sum(axis=1) / float(k)
+
+
+def f1_at(ranks: np.ndarray, k: int) -> np.ndarray:
+    """Harmonic mean of precision@k and recall@k (0 where both are 0)."""
+    p, r = precision_at(ranks, k), recall_at(ranks, k)
+    return np.divide(2 * p * r, p + r, out=np.zeros(len(p)), where=(p + r) > 0)
+
+
 def mrr_at(ranks: np.ndarray, k: int) -> np.ndarray:
     s, n = _sorted(ranks)
     first = s[:, 0]
@@ -81,6 +92,8 @@ class MetricSpec:
 METRICS: dict[str, MetricSpec] = {s.family: s for s in (
     MetricSpec("map", "mAP"),
     MetricSpec("recall", "recall", at_k=True),
+    MetricSpec("precision", "precision", at_k=True),
+    MetricSpec("f1", "F1", at_k=True),
     MetricSpec("ndcg", "nDCG", at_k=True),
     MetricSpec("mrr", "MRR", at_k=True),
     MetricSpec("accuracy", "accuracy", at_k=True),
@@ -90,7 +103,7 @@ METRICS: dict[str, MetricSpec] = {s.family: s for s in (
     *(MetricSpec(heldout_column(kind), f"held-out loss, {kind.upper().replace('X', 'X-', 1)} batches",
                  higher_is_better=False) for kind in HELDOUT_KINDS),
 )}
-RANKING_FAMILIES = ("map", "recall", "ndcg", "mrr", "rank_distance")  # what evaluation can compute
+RANKING_FAMILIES = ("map", "recall", "precision", "f1", "ndcg", "mrr", "rank_distance")  # what evaluation computes
 
 
 def metric_spec(name: str) -> MetricSpec:

@@ -58,6 +58,8 @@ def per_query_metrics(ranks: np.ndarray, grades: np.ndarray, ks: Sequence[int], 
         if k > pool_size:
             continue
         out[f"recall@{k}"] = metrics.recall_at(ranks, k)
+        out[f"precision@{k}"] = metrics.precision_at(ranks, k)
+        out[f"f1@{k}"] = metrics.f1_at(ranks, k)
         out[f"ndcg@{k}"] = metrics.ndcg_at(ranks, grades, k)
         out[f"mrr@{k}"] = metrics.mrr_at(ranks, k)
     if with_rank_distance:

@@ -142,6 +142,8 @@ def _coerce(value: Any, annotation: str, setting: str) -> Any:
     a boolean setting takes only true or false (the string 'flase' is not true)."""
     if annotation.startswith("bool") and value is not None and not isinstance(value, bool):
         raise ValueError(f"setting {setting} should be true or false, got {value!r}")
+    if annotation.startswith("tuple") and isinstance(value, str):
+        raise ValueError(f"setting {setting} should be a list, got the text {value!r}; write [{value}]")
     if value is None or not isinstance(value, str):
         if isinstance(value, bool) and annotation.startswith(("int", "float")):
             raise ValueError(f"setting {setting} should be a number, got {value!r}")
