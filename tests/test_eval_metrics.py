@@ -69,7 +69,7 @@ def test_chunking_does_not_change_ranks():
     q, c = rng.normal(size=(30, 8)).astype(np.float32), rng.normal(size=(240, 8)).astype(np.float32)
     a = compute_ranks(bench, q, c, query_chunk=1)
     b = compute_ranks(bench, q, c)
-    assert np.array_equal(a.ahead, b.ahead)
+    assert np.array_equal(a.ahead_own, b.ahead_own) and np.array_equal(a.ahead_all, b.ahead_all)
 
 
 def test_metrics_agree_with_pytrec_eval_including_ties_and_grades():

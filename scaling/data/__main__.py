@@ -41,6 +41,8 @@ def inspect_benchmark(args) -> None:
         s = bench.summary()
         print(f"benchmark {s['name']}: {s['queries']} queries ({s['query_groups']} groups), "
               f"{s['candidates']} candidates; relevant per query: {s['relevant_per_query']}")
+        if s["excluded_self_matches"]:
+            print(f"{s['excluded_self_matches']} queries are also candidates: each is excluded from its own ranking")
         if len(benches) == 1:
             print(f"{'lang':<10}{'queries':>9}{'candidates':>12}")
             for lang in sorted(set(s["queries_per_language"]) | set(s["candidates_per_language"])):

@@ -2,7 +2,10 @@
 
 One shape for every benchmark (LAReQA pools, Tatoeba pairs, BEIR/MIRACL), so the evaluation code
 never branches on where a benchmark came from. Queries and candidates carry a language, which is
-what lets one merged pool be restricted to mono-, cross- and multilingual settings.
+what lets one merged pool be restricted to mono-, cross- and multilingual settings. Where the
+queries are also candidates (a pool built from N-way bitext), ``excluded`` names each query's own
+candidate, which is never ranked for that query (it is the query itself), while the other
+sentences of its language stay in the pool as distractors.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ class RetrievalBenchmark:
     titles: frozenset[str] = frozenset()
     # What building it skipped or changed, with counts (reported, never silent).
     notes: tuple[str, ...] = field(default=())
+    # Query id -> the candidate that is the query itself: never ranked for that query.
+    excluded: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._validate()
@@ -76,6 +81,14 @@ class RetrievalBenchmark:
                 if not isinstance(grade, int) or grade < 1:
                     raise DataError(f"relevance grade {grade!r} of ({qid!r}, {cid!r}) should be an integer >= 1",
                                     file=self.name)
+        for qid, cid in self.excluded.items():
+            if qid not in qids:
+                raise DataError(f"excluded names unknown query {qid!r}", file=self.name)
+            if cid not in cids:
+                raise DataError(f"excluded candidate {cid!r} of query {qid!r} is not in the pool", file=self.name)
+            if cid in self.relevance[qid]:
+                raise DataError(f"candidate {cid!r} is both relevant to and excluded for query {qid!r}",
+                                file=self.name, hint="a query's own sentence is excluded, its translations are relevant")
 
     # ---- views ----------------------------------------------------------------------------
     @property
@@ -104,5 +117,6 @@ class RetrievalBenchmark:
             "queries_per_language": dict(sorted(collections.Counter(self.queries.column("lang").to_pylist()).items())),
             "candidates_per_language": dict(sorted(collections.Counter(self.candidates.column("lang").to_pylist()).items())),
             "relevant_per_query": dict(sorted(per_query.items())),
+            "excluded_self_matches": len(self.excluded),
             "notes": list(self.notes),
         }

@@ -29,6 +29,7 @@ from scaling.data.errors import DataError, SourceNotFoundError
 from scaling.data.lareqa import build_lareqa
 from scaling.data.qa import PassageUnit, read_squad_corpus
 from scaling.data.remote import cache_root, fetch_hub_dataset, fetch_url, offline
+from scaling.data.sib_pool import build_sib200_pool
 from scaling.data.suites import BenchmarkSuite
 from scaling.data.tabular import TABULAR_SUFFIXES, read_tabular_corpus
 from scaling.data.tatoeba_retrieval import build_tatoeba
@@ -72,7 +73,7 @@ REGISTRY: dict[str, RegisteredDataset] = {d.name: d for d in (
     RegisteredDataset("tatoeba", "tatoeba", TATOEBA_CODES, ("tatoeba.{code}-eng.{code}", "tatoeba.{code}-eng.eng"),
                       url_base="https://raw.githubusercontent.com/facebookresearch/LASER/main/data/tatoeba/v1/"),
     RegisteredDataset("sib-200", "sib-200", (), ("{code}/train.tsv", "{code}/dev.tsv", "{code}/test.tsv"),
-                      hub_name="Davlan/sib200", splits=SIB_SPLITS, default_split="train"),
+                      hub_name="Davlan/sib200", splits=SIB_SPLITS, default_split="train", benchmark_split="test"),
     RegisteredDataset("parallel-qa", "squad-breaks", tuple("ar de en es fr hi ru zh".split()), ("{code}.json",),
                       splits=("train", "eval"), default_split="train", benchmark_split="eval"),
 )}
@@ -270,8 +271,8 @@ def load_benchmark(source: str, *, data_dir: str | Path | None = None, languages
     language for Tatoeba.
 
     ``parallel-qa`` defaults to its held-out ``eval`` split; ``xquad`` (raw) is split into sentences
-    with ``sentence_splitter``, which adds Romanian to an XQuAD-R-style pool. A BEIR folder needs
-    ``lang``.
+    with ``sentence_splitter``, which adds Romanian to an XQuAD-R-style pool. ``sib-200`` is one
+    merged pool of its ``test`` split (``scaling.data.sib_pool``). A BEIR folder needs ``lang``.
     """
     name, split = parse_source(source)
     if name in REGISTRY:
@@ -282,13 +283,13 @@ def load_benchmark(source: str, *, data_dir: str | Path | None = None, languages
         if entry.kind == "tatoeba":
             return build_tatoeba(folder, codes, source=source)
         if entry.kind == "sib-200":
-            raise DataError("SIB-200 is a training corpus here, not a retrieval benchmark", file=name)
+            return build_sib200_pool(folder, codes, split=split, name=_label(entry, split), source=source)
         return BenchmarkSuite.of(build_lareqa(_squad_files(folder, entry, codes), name=_label(entry, split),
                                               split_sentences=entry.kind == "squad-raw"), source)
     path = Path(source).expanduser()
     if not path.is_dir():
         raise SourceNotFoundError("not a registered benchmark or a benchmark folder", file=source,
-                                  hint=f"registered: {', '.join(n for n in sorted(REGISTRY) if n != 'sib-200')}")
+                                  hint=f"registered: {', '.join(sorted(REGISTRY))}")
     kind = detect_folder(path)
     if kind == "beir":
         if lang is None:
@@ -298,4 +299,6 @@ def load_benchmark(source: str, *, data_dir: str | Path | None = None, languages
         return build_tatoeba(path, languages, source=source)
     if kind == "squad":
         return BenchmarkSuite.of(build_lareqa(squad_folder_files(path), name=path.name, split_sentences=True), source)
+    if kind == "sib-200":
+        return build_sib200_pool(path, languages, name=f"{path.name}:test", source=source)
     raise DataError(f"a {kind} folder is a training corpus, not a benchmark", file=path)

@@ -28,7 +28,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--model", default=EncoderConfig.model,
                    help="hub name or local path (default: the packaged offline multilingual-e5-small)")
     p.add_argument("--benchmark", action="append", required=True,
-                   help="xquad-r, mlqa-r, xquad, tatoeba, parallel-qa[:eval], or a folder; repeatable")
+                   help="xquad-r, mlqa-r, xquad, tatoeba, sib-200[:test], parallel-qa[:eval], or a folder; repeatable")
     p.add_argument("--data-dir", help="folder with the datasets (default: $SCALING_DATA_DIR)")
     p.add_argument("--languages", help="comma-separated subset of benchmark languages")
     p.add_argument("--lang", help="language of a BEIR folder")

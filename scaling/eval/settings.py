@@ -76,20 +76,20 @@ def evaluate_settings(table: RankTable, benchmark: str, *, settings: Sequence[st
         raise ValueError(f"evaluation k values must be >= 1, got {list(ks)}")
     result = SettingsResult()
     lang_index = {lang: i for i, lang in enumerate(table.candidate_langs)}
+    rows_of = {x: np.flatnonzero(table.query_langs == x) for x in sorted(set(table.query_langs))}
     for setting in settings:
         pair_values: dict[str, list[float]] = {}
         skipped_ks: set[int] = set()
         n_pairs = 0
         for x, y in _pairs(table, setting):
-            rows = table.query_langs == x
+            rows = rows_of[x]
             li = None if y is None else lang_index[y]
-            ranks = table.ranks_in(li)[rows]
-            grades = table.rel_grade[rows]
+            ranks, grades = table.ranks_for(rows, li)
             used = (ranks > 0).any(axis=1)
             if not used.any():
                 result.notes.append(f"{benchmark} {setting} {x}->{y}: no query has a relevant candidate; pair skipped")
                 continue
-            pool = int(table.pool_sizes.sum() if li is None else table.pool_sizes[li])
+            pool = table.pool_size(rows, li)
             values, skipped = per_query_metrics(ranks[used], grades[used], ks, pool, setting == "multi")
             skipped_ks.update(skipped)
             n_pairs += 1

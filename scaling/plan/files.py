@@ -17,6 +17,7 @@ from scaling.data.suites import BenchmarkSuite, SuiteRule
 from scaling.store import ResultStore
 
 RELEVANCE_SCHEMA = pa.schema([("query_id", pa.string()), ("candidate_id", pa.string()), ("grade", pa.int64())])
+EXCLUDED_SCHEMA = pa.schema([("query_id", pa.string()), ("candidate_id", pa.string())])
 
 
 def _parquet(table: pa.Table) -> bytes:
@@ -48,8 +49,13 @@ def write_suite(store: ResultStore, folder: str, suite: BenchmarkSuite) -> None:
         store.write_bytes(f"{part}/queries.parquet", _parquet(bench.queries))
         store.write_bytes(f"{part}/candidates.parquet", _parquet(bench.candidates))
         store.write_bytes(f"{part}/relevance.parquet", _parquet(relevance))
+        if bench.excluded:
+            excluded = pa.Table.from_pylist([{"query_id": q, "candidate_id": c} for q, c in bench.excluded.items()],
+                                            schema=EXCLUDED_SCHEMA)
+            store.write_bytes(f"{part}/excluded.parquet", _parquet(excluded))
         store.write_json(f"{part}/meta.json", {"name": bench.name, "titles": sorted(bench.titles),
-                                               "notes": list(bench.notes), "content_hash": bench.fingerprint()})
+                                               "notes": list(bench.notes), "content_hash": bench.fingerprint(),
+                                               "excluded": bool(bench.excluded)})
     rule = suite.rule
     store.write_json(f"{folder}/suite.json", {
         "name": suite.name, "source": suite.source, "members": folders,
@@ -66,9 +72,13 @@ def read_suite(store: ResultStore, folder: str) -> BenchmarkSuite:
         relevance: dict[str, dict[str, int]] = {}
         for row in store.read_table(f"{part}/relevance.parquet").to_pylist():
             relevance.setdefault(row["query_id"], {})[row["candidate_id"]] = int(row["grade"])
+        excluded = {}
+        if info.get("excluded"):
+            excluded = {row["query_id"]: row["candidate_id"]
+                        for row in store.read_table(f"{part}/excluded.parquet").to_pylist()}
         bench = RetrievalBenchmark(info["name"], store.read_table(f"{part}/queries.parquet"),
                                    store.read_table(f"{part}/candidates.parquet"), relevance,
-                                   titles=frozenset(info["titles"]), notes=tuple(info["notes"]))
+                                   titles=frozenset(info["titles"]), notes=tuple(info["notes"]), excluded=excluded)
         if bench.fingerprint() != info["content_hash"]:
             raise DataError("benchmark content differs from what was planned", file=store.path(part),
                             hint="plan the trial again")

@@ -1,0 +1,183 @@
+"""Corpus-scale evaluation: exact ranking in bounded memory, and the 205-language SIB-200 pool.
+
+1. ``ranking``: 10,000 queries against 100k, 1M and 4M random unit-vector candidates
+   (dimension 384), written first as memory-mapped shards in a temporary folder (generated shard
+   by shard, so generation is bounded too), then ranked exactly by ``stream_ranks`` in a fresh
+   subprocess per pool size at one memory budget. Prints per size the peak RSS (VmHWM), wall
+   time and time per million candidate scores; the last line is the peak-RSS ratio of the
+   largest to the smallest pool. Each query has 4 relevant candidates; by default they are the
+   first rows of the pool (a benchmark's own pool plus a distractor corpus, the corpus-scale
+   setting), so the first pass that takes their scores reads few chunks; ``--spread`` scatters
+   them over every chunk (the first pass then repeats every chunk's matmul).
+2. ``sib-200``: the SIB-200 merged pool (test split; all 205 languages unless ``--languages``)
+   with the offline multilingual-e5-small; prints wall time, peak RSS and the macro cross/multi
+   mAP and rank distance. ``--random-embeddings`` skips the encoder (measures loading, ranking
+   and metrics alone).
+
+    python bench/eval_scale.py ranking [--queries 10000] [--sizes 100000,1000000,4000000] [--memory-mb 256]
+    SCALING_DATA_DIR=../shared/data python bench/eval_scale.py sib-200 --languages deu_Latn,fra_Latn,zho_Hans
+"""
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+DIM, RELEVANT, LANGS, SHARD_ROWS = 384, 4, ("de", "en", "fr", "zh"), 65536
+
+
+def peak_rss_mb() -> float:
+    """VmHWM of this process (peak resident set), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def unit_vectors(rng: np.random.Generator, n: int) -> np.ndarray:
+    x = rng.standard_normal((n, DIM), dtype=np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x
+
+
+def relevant_rows(n_queries: int, size: int, spread: bool) -> np.ndarray:
+    """(Q, 4) candidate rows relevant to each query: the first rows, or spread over the pool."""
+    rows = np.arange(n_queries * RELEVANT).reshape(n_queries, RELEVANT)
+    return rows * (size // (n_queries * RELEVANT)) if spread else rows
+
+
+def write_random_pool(folder: Path, size: int, seed: int) -> float:
+    from scaling.eval.shards import ShardWriter
+
+    start = time.perf_counter()
+    writer = ShardWriter(folder, DIM)
+    for i, a in enumerate(range(0, size, SHARD_ROWS)):
+        n = min(SHARD_ROWS, size - a)
+        rows = np.arange(a, a + n)
+        writer.add(unit_vectors(np.random.default_rng([seed, i]), n), [f"c{r:08d}" for r in rows],
+                   [LANGS[r % 4] for r in rows])
+    writer.close()
+    return time.perf_counter() - start
+
+
+def rank_child(args) -> None:
+    """One measurement in a fresh process: rank the pool in ``args.pool``, print JSON."""
+    from scaling.eval.settings import evaluate_settings
+    from scaling.eval.shards import ShardedPool
+    from scaling.eval.streaming import QuerySet, plan_memory, stream_ranks
+
+    pool = ShardedPool(args.pool)
+    queries = np.load(Path(args.pool).parent / "queries.npy")
+    rel = relevant_rows(len(queries), len(pool), args.spread)
+    ids = tuple(f"q{i}" for i in range(len(queries)))
+    qs = QuerySet(ids, tuple(LANGS[i % 4] for i in range(len(queries))),
+                  {q: {f"c{r:08d}": 1 for r in rel[i]} for i, q in enumerate(ids)}, name="random")
+    before = peak_rss_mb()
+    start = time.perf_counter()
+    table = stream_ranks(qs, queries, pool, memory_mb=args.memory_mb)
+    wall = time.perf_counter() - start
+    res = evaluate_settings(table, "random", settings=("multi",), ks=(10,))
+    multi = next(r.value for r in res.records if r.metric == "map" and r.query_lang == "*")
+    block, rows = plan_memory(len(queries), DIM, args.memory_mb)
+    print(json.dumps({"wall": wall, "peak_mb": peak_rss_mb(), "before_mb": before, "multi_map": multi,
+                      "block": block, "chunk_rows": rows}))
+
+
+def ranking(args) -> None:
+    sizes = [int(s) for s in args.sizes.split(",")]
+    root = Path(tempfile.mkdtemp(prefix="eval-scale-", dir=args.dir))
+    where = "spread over the pool" if args.spread else "in the first rows"
+    print(f"{args.queries:,} queries x {{{', '.join(f'{s:,}' for s in sizes)}}} random unit-vector candidates, "
+          f"dimension {DIM}, memory budget {args.memory_mb} MB, relevant {where}")
+    print(f"{'candidates':>12} {'peak RSS MB':>12} {'(after imports)':>15} {'wall s':>9} {'ms / M scores':>14} "
+          f"{'write s':>8}")
+    peaks = []
+    try:
+        np.save(root / "queries.npy", unit_vectors(np.random.default_rng(1), args.queries))
+        for size in sizes:
+            folder = root / f"pool-{size}"
+            written = write_random_pool(folder, size, seed=0)
+            cmd = [sys.executable, __file__, "_rank-child", str(folder), "--memory-mb", str(args.memory_mb)]
+            out = subprocess.run(cmd + (["--spread"] if args.spread else []), check=True, capture_output=True,
+                                 text=True).stdout
+            m = json.loads(out.strip().splitlines()[-1])
+            peaks.append(m["peak_mb"])
+            per_million = m["wall"] * 1000 / (args.queries * size / 1e6)
+            print(f"{size:>12,} {m['peak_mb']:>12,.0f} {m['before_mb']:>15,.0f} {m['wall']:>9.1f} {per_million:>14.3f} "
+                  f"{written:>8.1f}   (blocks of {m['block']:,} queries, chunks of {m['chunk_rows']:,} rows; "
+                  f"multi mAP {m['multi_map']:.5f})", flush=True)
+            shutil.rmtree(folder)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    print(f"peak RSS ratio, {sizes[-1]:,} vs {sizes[0]:,} candidates: {peaks[-1] / peaks[0]:.2f}x (goal: within 1.3x)")
+
+
+def sib200(args) -> None:
+    from scaling.data import load_benchmark
+    from scaling.eval.evaluate import EvalConfig, evaluate_suite
+    from scaling.eval.ranks import compute_ranks
+    from scaling.eval.settings import evaluate_settings
+
+    start = time.perf_counter()
+    langs = args.languages.split(",") if args.languages else None
+    suite = load_benchmark("sib-200", data_dir=args.data_dir, languages=langs)
+    bench = suite.single()
+    loaded = time.perf_counter() - start
+    print(f"{bench.name}: {len(bench.candidate_languages)} languages, {len(bench.queries):,} queries, "
+          f"{len(bench.candidates):,} candidates, {len(bench.queries) * (len(bench.candidate_languages) - 1):,} "
+          f"relevant pairs (loaded in {loaded:.1f} s)", flush=True)
+    if args.random_embeddings:
+        rng = np.random.default_rng(0)
+        emb = unit_vectors(rng, len(bench.candidates))
+        t = time.perf_counter()
+        table = compute_ranks(bench, emb, emb, memory_mb=args.memory_mb)
+        records = evaluate_settings(table, bench.name, settings=suite.rule.settings).records
+        timings = {"ranks and metrics": time.perf_counter() - t}
+    else:
+        from scaling.models.encoder import DualEncoder, EncoderConfig
+
+        encoder = DualEncoder.from_config(EncoderConfig())
+        result = evaluate_suite(encoder, suite, EvalConfig(memory_mb=args.memory_mb, use_cache=not args.no_cache))
+        records = result.records
+        timings = {"encode" + (" (cached)" if result.cached[bench.name] else ""): result.timings[f"{bench.name}/encode"],
+                   "ranks and metrics": result.timings[f"{bench.name}/search"]}
+    value = {(r.setting, r.metric): r.value for r in records if r.query_lang == "*" and r.candidate_lang == "*"}
+    print(f"total wall {time.perf_counter() - start:.1f} s ("
+          + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()) + f"), peak RSS {peak_rss_mb():,.0f} MB")
+    print(f"macro mAP cross {value[('cross', 'map')]:.4f}, multi {value[('multi', 'map')]:.4f}; "
+          f"multilingual rank distance {value[('multi', 'rank_distance')]:.1f}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("ranking", help="peak memory and time of streaming exact ranks vs pool size")
+    r.add_argument("--queries", type=int, default=10_000)
+    r.add_argument("--sizes", default="100000,1000000,4000000", help="pool sizes, comma-separated, smallest first")
+    r.add_argument("--memory-mb", type=int, default=256)
+    r.add_argument("--spread", action="store_true", help="relevant candidates spread over every chunk")
+    r.add_argument("--dir", default=None, help="where the temporary shards go (default: the system's temp dir)")
+    c = sub.add_parser("_rank-child")
+    c.add_argument("pool")
+    c.add_argument("--memory-mb", type=int, default=256)
+    c.add_argument("--spread", action="store_true")
+    s = sub.add_parser("sib-200", help="the SIB-200 merged pool with offline multilingual-e5-small")
+    s.add_argument("--languages", default=None, help="FLORES codes, comma-separated (default: all 205)")
+    s.add_argument("--data-dir", default=None, help="default: SCALING_DATA_DIR")
+    s.add_argument("--memory-mb", type=int, default=256)
+    s.add_argument("--no-cache", action="store_true", help="encode again even if cached embeddings exist")
+    s.add_argument("--random-embeddings", action="store_true", help="no encoder: time loading, ranks and metrics")
+    args = p.parse_args()
+    {"ranking": ranking, "_rank-child": rank_child, "sib-200": sib200}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
