@@ -207,9 +207,11 @@ def _run_study(planner: StudyPlanner, resume: bool, verbose: bool) -> ResultStor
                                    "finish the study, or choose another study.name")
     pending = [t for t in study.trials if t.trial_id not in done]
     plans = planner.plan(pending)
-    training_data = {tuple(p.corpus.sources): p.corpus.describe() for p in plans.values()}
+    training_data = list({tuple(p.corpus.sources): p.corpus.describe() for p in plans.values()}.values())
+    if not training_data and store.exists("study.json"):  # nothing left to plan: keep what was recorded
+        training_data = store.read_json("study.json").get("training_data", [])
     store.write_json("study.json", {"config": redact(study.raw), "fingerprint": fingerprint(identity), "identity": identity,
-                                    "training_data": list(training_data.values()),
+                                    "training_data": training_data,
                                     "trials": [{"trial_id": t.trial_id, "axes": t.axes} for t in study.trials]})
     print(f"{len(done)} trial(s) already finished, {len(pending)} to run", flush=True)
     if not pending:
