@@ -76,10 +76,14 @@ def test_ray_job_submit_runs_a_study_on_a_local_cluster(tmp_path):
                            env=cluster_env, capture_output=True, text=True, timeout=180)
     assert start.returncode == 0, start.stderr[-2000:]
     try:
-        job = subprocess.run([RAY, "job", "submit", "--address", "http://127.0.0.1:8271", "--",
-                              sys.executable, SWEEP, "--config", str(config)],
-                             env=cluster_env, capture_output=True, text=True, timeout=600, cwd=ROOT)
-        output = job.stdout + job.stderr
+        for _ in range(6):  # the head's job agent may still be starting ("No available agent"): Ray's own race
+            job = subprocess.run([RAY, "job", "submit", "--address", "http://127.0.0.1:8271", "--",
+                                  sys.executable, SWEEP, "--config", str(config)],
+                                 env=cluster_env, capture_output=True, text=True, timeout=600, cwd=ROOT)
+            output = job.stdout + job.stderr
+            if "No available agent to submit job" not in output:
+                break
+            time.sleep(5)
         assert job.returncode == 0, output[-4000:]
         assert "succeeded" in output and "2 of 2 finished, 0 failed" in output
         assert_one_set_of_rows_per_trial(tmp_path / "results" / "tiny", 2)
