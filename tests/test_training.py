@@ -63,7 +63,9 @@ def test_two_workers_learn_checkpoint_crash_and_resume(tmp_path, ray_local):
     assert result.history[-1]["heldout_loss_xy"] == pytest.approx(result.metrics["heldout_loss_xy"])
     steps = [h["step"] for h in result.history]
     assert steps == list(range(5, 41, 5))  # one record per interval, none lost or repeated by the crash
-    assert result.metrics["resumed_from"] == 20  # restarted from the last checkpoint before step 25
+    # restarted from a checkpoint before step 25: the one of step 20, or of step 10 when Ray's controller had not yet
+    # registered step 20's when the worker died (5 tiny steps later; seen under load); the run is the same either way
+    assert result.metrics["resumed_from"] in (10, 20)
     assert sum(result.batch_counts.values()) == 40
     assert {k.split(":")[0] for k in result.batch_counts} == {"xx", "xy"}
     losses = [h["loss"] for h in result.history]
