@@ -183,7 +183,7 @@ def test_the_memory_planner_refuses_a_trial_that_cannot_fit_and_names_the_lever(
     budget = (chunked.total + whole.total) / 2 / GB
     raw["resources"]["gpu_memory_gb"] = budget
     lines, refusals = budget_lines(build_study(raw, []))
-    assert len(lines) == 2 and len(refusals) == 2
+    assert len(lines) == 3 and len(refusals) == 2 and lines[-1].startswith("  study: ")  # a line per trial, a total
     assert "more than resources.gpu_memory_gb" in refusals[0] and "set loss.chunk_size: 8" in refusals[0]
     config = tmp_path / "tiny.yaml"
     config.write_text(json.dumps({**raw, "storage": str(tmp_path)}))

@@ -10,14 +10,15 @@ caching), per layer and token about ``34 h + 5 a s`` 16-bit values' worth (Korth
 at the full ``max_length`` (an upper bound: skipped padding only
 helps). Time per step: ``6 N T`` FLOPs for N non-embedding parameters and T tokens of the global
 batch, at an assumed utilisation of the accelerators' peak. The shape comes from the model's
-configuration, built on the meta device (no weights read); where no configuration is available
-(a hub name, offline) the estimate says so instead.
+configuration, built on the meta device (no weights read); a hub name with no configuration at hand
+(offline) uses its model card (``scaling.models.cards``); for others the estimate says it is unknown.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from scaling.models.encoder import EncoderConfig
 from scaling.training.config import TrainConfig
 
 GB = 1024 ** 3
@@ -43,8 +44,15 @@ def shape_of(path: str, num_layers: int | None = None) -> ModelShape:
     from transformers import AutoConfig, AutoModel
 
     from scaling.data.remote import offline
+    from scaling.models.cards import card_for
 
-    config = AutoConfig.from_pretrained(path, local_files_only=offline())
+    try:
+        config = AutoConfig.from_pretrained(path, local_files_only=offline())
+    except (OSError, ValueError):
+        card = card_for(path)  # offline, or a head node without the weights: the model card's architecture
+        if card is None:
+            raise
+        config = card.config()
     if num_layers is not None:
         config.num_hidden_layers = num_layers
     with torch.device("meta"):
@@ -53,6 +61,21 @@ def shape_of(path: str, num_layers: int | None = None) -> ModelShape:
     embedding = sum(p.numel() for m in model.modules() if isinstance(m, nn.Embedding) for p in m.parameters())
     return ModelShape(total, embedding, int(config.hidden_size), int(config.num_hidden_layers),
                       int(getattr(config, "num_attention_heads", 1)))
+
+
+def shape_for(encoder: EncoderConfig) -> ModelShape:
+    """The shape of the model an encoder configuration names: random ``tiny`` models are built
+    (kilobytes), others read from their configuration or model card."""
+    from scaling.models.families import family_for
+
+    family = family_for(encoder.model)
+    if family.name.startswith("tiny"):
+        model = family.instantiate(encoder, ("a b c",), 0)
+        counts = model.parameter_counts()
+        cfg = model.backbone.config
+        return ModelShape(counts["total"], counts["total"] - counts["non_embedding"], cfg.hidden_size,
+                          cfg.num_hidden_layers, cfg.num_attention_heads)
+    return shape_of(family.weights_path(encoder), encoder.num_layers)
 
 
 @dataclass(frozen=True)

@@ -4,44 +4,59 @@ before Ray starts, naming the lever that would make it fit."""
 
 from __future__ import annotations
 
-from scaling.models.families import family_for
-from scaling.plan.memory import GB, ModelShape, estimate, lever_for, shape_of
+from scaling.plan.memory import GB, ModelShape, estimate, lever_for, shape_for
 from scaling.sweep.study import Study, Trial
 
 
 def trial_shape(trial: Trial) -> ModelShape | str:
-    """The model's shape, or why it is unknown (a hub name without network, say)."""
-    encoder = trial.config.encoder
-    family = family_for(encoder.model)
+    """The model's shape, or why it is unknown (a hub name without network or model card, say)."""
     try:
-        if family.name.startswith("tiny"):  # random models: built (kilobytes), not read
-            model = family.instantiate(encoder, ("a b c",), 0)
-            counts = model.parameter_counts()
-            cfg = model.backbone.config
-            return ModelShape(counts["total"], counts["total"] - counts["non_embedding"], cfg.hidden_size,
-                              cfg.num_hidden_layers, cfg.num_attention_heads)
-        return shape_of(family.weights_path(encoder), encoder.num_layers)
+        return shape_for(trial.config.encoder)
     except (OSError, ValueError) as exc:
         return f"unknown ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
 
 
+def trial_gpu_hours(trial: Trial, seconds_per_step: float) -> float:
+    """Accelerator-hours of a trial's training: steps x time per step x its GPUs."""
+    res = trial.resources
+    return trial.config.optim.max_steps * seconds_per_step * res.workers_per_trial * res.gpus_per_worker / 3600
+
+
 def budget_lines(study: Study) -> tuple[list[str], list[str]]:
-    """(one line per trial, refusals for trials over ``resources.gpu_memory_gb``)."""
+    """(one line per trial and a total, refusals for trials over ``resources.gpu_memory_gb``)."""
     res = study.resources
     kwargs = {"tflops": res.gpu_tflops}
     lines, refusals, shapes = [], [], {}
+    gpu_hours, unknown = 0.0, 0
     for trial in study.trials:
         key = (trial.config.encoder.model, trial.config.encoder.num_layers)
         if key not in shapes:
             shapes[key] = trial_shape(trial)
-        shape = shapes[key]
+        shape, own = shapes[key], trial.resources
+        where = f"{own.workers_per_trial} worker(s) x {own.gpus_per_worker:g} GPU"
         if isinstance(shape, str):
-            lines.append(f"  {trial.trial_id}  memory {shape}")
+            lines.append(f"  {trial.trial_id}  {where}; memory {shape}")
+            unknown += 1
             continue
         est = estimate(shape, trial.config, **kwargs)
-        lines.append(f"  {trial.trial_id}  {shape.non_embedding / 1e6:.1f}M non-embedding parameters: {est.describe()}")
+        hours = trial_gpu_hours(trial, est.step_seconds)
+        gpu_hours += hours
+        lines.append(f"  {trial.trial_id}  {shape.non_embedding / 1e6:.1f}M non-embedding parameters, {where}: "
+                     f"{est.describe()}; {hours:.2f} GPU-hours")
         if res.gpu_memory_gb is not None and est.total / GB > res.gpu_memory_gb:
             refusals.append(f"trial {trial.trial_id} ({trial.axes['size']}, {trial.axes['recipe']}) needs "
                             f"~{est.total / GB:.1f} GB per worker, more than resources.gpu_memory_gb "
                             f"{res.gpu_memory_gb:g}: {lever_for(trial.config, shape, res.gpu_memory_gb, **kwargs)}")
+    lines.append(f"  study: {gpu_hours:.1f} GPU-hours of training at the assumed utilisation"
+                 + (f" ({unknown} trial(s) of unknown size not counted)" if unknown else ""))
     return lines, refusals
+
+
+def study_gpu_hours(study: Study) -> float:
+    """The planner's total, as ``--dry-run`` prints it (a study file's header quotes it)."""
+    total = 0.0
+    for trial in study.trials:
+        shape = trial_shape(trial)
+        if not isinstance(shape, str):
+            total += trial_gpu_hours(trial, estimate(shape, trial.config, tflops=study.resources.gpu_tflops).step_seconds)
+    return total

@@ -96,7 +96,7 @@ class StudyPlanner:
                 print(f"trial {trial.trial_id}: removed {stale} (an earlier attempt that never finished)", flush=True)
             try:
                 plans[trial.trial_id] = plan_run(self.configs[trial.trial_id], self.builder, trial_id=trial.trial_id,
-                                                 axes=trial.axes, resources=self.study.resources.for_trial())
+                                                 axes=trial.axes, resources=trial.resources.for_trial())
             except (DataError, SamplerConfigError, ValueError) as exc:
                 raise self._named(trial, exc) from None
         return plans

@@ -107,6 +107,7 @@ class Trial:
     axes: dict[str, Any]  # what varies, for result columns
     config: TrainConfig
     identity: dict[str, Any] = field(default_factory=dict, repr=False)  # what its id hashes
+    resources: Resources = field(default_factory=Resources)  # the study's, or its model entry's
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,12 @@ def _short(value: Any) -> str:
 
 
 ENCODER_KEYS = tuple(f.name for f in fields(EncoderConfig))
+# A model entry: encoder settings, its label, and what a model of its size needs: its own
+# per-trial resources (workers, CPUs and GPUs per worker) and training settings (levers such as
+# loss.chunk_size or run.sharding), so one study spans 0.1B to 30B parameters.
+MODEL_ENTRY_KEYS = ENCODER_KEYS + ("size", "resources", "train")
+TRIAL_RESOURCES = ("workers_per_trial", "cpus_per_worker", "gpus_per_worker")
+MODEL_TRAIN_SECTIONS = ("encoder", "loss", "optim", "run")  # the sampler and data stay the study's: one recipe
 
 
 def _models(spec: Any) -> list[dict[str, Any]]:
@@ -162,7 +169,7 @@ def _models(spec: Any) -> list[dict[str, Any]]:
             if isinstance(item, str) and ":" not in item and "=" in item:
                 raise StudyConfigError(f"axes.model entry {item!r} looks like the rest of a model name split by YAML at "
                                        "a comma; quote the name: model: ['tiny:hidden=32,layers=2']")
-            entry = {"model": item} if isinstance(item, str) else dict(_strict(item, ENCODER_KEYS + ("size",), "axes.model[]"))
+            entry = {"model": item} if isinstance(item, str) else dict(_strict(item, MODEL_ENTRY_KEYS, "axes.model[]"))
             if "model" not in entry:
                 raise StudyConfigError(f"axes.model entry {item!r} has no 'model'")
             entry.setdefault("size", entry["model"] + (f" ({entry['num_layers']} layers)" if entry.get("num_layers") else ""))
@@ -262,6 +269,30 @@ def _set(raw: dict, dotted: str, value: Any, what: str = "axes") -> None:
     node[last] = value
 
 
+def _merge(base: dict, extra: dict, where: str) -> dict:
+    """``base`` with ``extra``'s sections merged in (a model entry's ``train`` over the study's)."""
+    if not isinstance(extra, dict):
+        raise StudyConfigError(f"{where} should be a mapping of training sections, found {type(extra).__name__}")
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value, f"{where}.{key}")
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _model_resources(study: Resources, model: dict[str, Any]) -> Resources:
+    """The study's resources with a model entry's own workers, CPUs and GPUs per worker."""
+    own = _strict(model.get("resources"), TRIAL_RESOURCES, f"axes.model[{model['model']}].resources")
+    if not own:
+        return study
+    try:
+        return Resources.from_dict({**asdict(study), **own})
+    except StudyConfigError as exc:
+        raise StudyConfigError(f"axes.model[{model['model']}]: {exc}") from None
+
+
 def _eval_config(raw: Any) -> EvalConfig:
     values = _strict(raw, EVAL_KEYS, "eval")
     try:
@@ -326,15 +357,19 @@ def build_study(raw: dict, overrides: list[str], origin: str = "study") -> Study
         model, strategy, languages = chosen["model"], chosen["strategy"], chosen["languages"]
         spec = get_strategy(strategy["name"])
         trial_raw = copy.deepcopy(train)
-        encoder = {k: v for k, v in model.items() if k != "size"}
+        encoder = {k: v for k, v in model.items() if k not in ("size", "resources", "train")}
+        own_train = _strict(model.get("train"), MODEL_TRAIN_SECTIONS, f"axes.model[{model['model']}].train")
+        trial_raw = _merge(trial_raw, own_train, f"axes.model[{model['model']}].train")
         trial_raw["encoder"] = {**(trial_raw.get("encoder") or {}), **encoder}
+        trial_resources = _model_resources(resources, model)
         trial_raw["sampler"] = {**{k: v for k, v in sampler_base.items() if k in SAMPLER_SHARED
                                    or k in spec.param_names()},
                                 **{k: v for k, v in strategy.items() if k != "name"},
                                 "strategy": spec.name, "seed": chosen["seed"]}
         _set(trial_raw, "data.languages", list(languages) if languages else None)
-        for key, value in (("num_workers", resources.workers_per_trial), ("cpus_per_worker", resources.cpus_per_worker),
-                           ("gpus_per_worker", resources.gpus_per_worker)):
+        for key, value in (("num_workers", trial_resources.workers_per_trial),
+                           ("cpus_per_worker", trial_resources.cpus_per_worker),
+                           ("gpus_per_worker", trial_resources.gpus_per_worker)):
             _set(trial_raw, f"run.{key}", value)
         for key, value in chosen.items():
             if key.startswith("params."):
@@ -352,7 +387,7 @@ def build_study(raw: dict, overrides: list[str], origin: str = "study") -> Study
                        "seed": chosen["seed"], **extra, **{k: v for k, v in chosen.items() if k.startswith("params.")}}
         identity = {"axes": {k: v for k, v in axes_values.items() if k != "recipe"},
                     "settings": settings_identity(config.to_dict()), **study_settings}
-        trials.append(Trial(trial_id(identity), axes_values, config, identity))
+        trials.append(Trial(trial_id(identity), axes_values, config, identity, trial_resources))
     ids = [t.trial_id for t in trials]
     if len(set(ids)) != len(ids):
         raise StudyConfigError("two trials have the same axis values; remove the duplicate axis entries")
