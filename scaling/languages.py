@@ -36,6 +36,9 @@ __all__ = [
 # Codes langcodes would fold into another language, but which name distinct varieties that
 # our sources ship side by side (folding them would merge two datasets into one language).
 _KEEP_DISTINCT = {"twi": "tw", "tw": "tw", "kzj": "kzj"}
+# Scripts that are the usual writing of a language although CLDR's likely script is a superset
+# (Korean: Kore = Hangul + Hanja; FLORES writes kor_Hang for ordinary Korean).
+_USUAL_SCRIPT = {("ko", "Hang")}
 
 
 class UnknownLanguageError(ValueError):
@@ -69,7 +72,7 @@ def canonical(code: str) -> str:
         )
     if tag.script:
         plain = Language.make(language=tag.language, territory=tag.territory)
-        if plain.maximize().script == tag.script:
+        if plain.maximize().script == tag.script or (tag.language, tag.script) in _USUAL_SCRIPT:
             tag = Language.make(language=tag.language, territory=tag.territory, variants=tag.variants)
     return tag.to_tag()
 
@@ -142,3 +145,56 @@ class LanguageOrdering:
                 f"languages {missing} are not in ordering {self.name!r} ({', '.join(self.languages)})"
             )
         return tuple(c for c in self.languages if c in set(wanted))
+
+
+# ---- declared orderings for a language axis -------------------------------------------------
+# The method's nine training languages (Elmahdy et al. 2024), first.
+METHOD_LANGUAGES = ("ar", "zh", "en", "de", "es", "hi", "ru", "th", "tr")
+# XTREME-R's 50 languages (Ruder et al. 2021, Table 1), Quechua as FLORES's Ayacucho (quy) and
+# Tagalog as Filipino (fil, langcodes' canonical tag for tgl); not checked against its repository here.
+XTREME_R_LANGUAGES = tuple(
+    "af ar az bg bn de el en es et eu fa fi fr gu he hi ht hu id it ja jv ka kk ko lt ml mr ms my nl pa pl pt "
+    "quy ro ru sw ta te th fil tr uk ur vi wo yo zh".split())
+# The 205 language varieties of FLORES-200 / SIB-200, as their folder names.
+FLORES_200_CODES = tuple("""
+ace_Arab ace_Latn acm_Arab acq_Arab aeb_Arab afr_Latn ajp_Arab aka_Latn als_Latn amh_Ethi apc_Arab arb_Arab arb_Latn
+ars_Arab ary_Arab arz_Arab asm_Beng ast_Latn awa_Deva ayr_Latn azb_Arab azj_Latn bak_Cyrl bam_Latn ban_Latn bel_Cyrl
+bem_Latn ben_Beng bho_Deva bjn_Arab bjn_Latn bod_Tibt bos_Latn bug_Latn bul_Cyrl cat_Latn ceb_Latn ces_Latn cjk_Latn
+ckb_Arab crh_Latn cym_Latn dan_Latn deu_Latn dik_Latn dyu_Latn dzo_Tibt ell_Grek eng_Latn epo_Latn est_Latn eus_Latn
+ewe_Latn fao_Latn fij_Latn fin_Latn fon_Latn fra_Latn fur_Latn fuv_Latn gaz_Latn gla_Latn gle_Latn glg_Latn grn_Latn
+guj_Gujr hat_Latn hau_Latn heb_Hebr hin_Deva hne_Deva hrv_Latn hun_Latn hye_Armn ibo_Latn ilo_Latn ind_Latn isl_Latn
+ita_Latn jav_Latn jpn_Jpan kab_Latn kac_Latn kam_Latn kan_Knda kas_Arab kas_Deva kat_Geor kaz_Cyrl kbp_Latn kea_Latn
+khk_Cyrl khm_Khmr kik_Latn kin_Latn kir_Cyrl kmb_Latn kmr_Latn knc_Arab knc_Latn kon_Latn kor_Hang lao_Laoo lij_Latn
+lim_Latn lin_Latn lit_Latn lmo_Latn ltg_Latn ltz_Latn lua_Latn lug_Latn luo_Latn lus_Latn lvs_Latn mag_Deva mai_Deva
+mal_Mlym mar_Deva min_Arab min_Latn mkd_Cyrl mlt_Latn mni_Beng mos_Latn mri_Latn mya_Mymr nld_Latn nno_Latn nob_Latn
+npi_Deva nqo_Nkoo nso_Latn nus_Latn nya_Latn oci_Latn ory_Orya pag_Latn pan_Guru pap_Latn pbt_Arab pes_Arab plt_Latn
+pol_Latn por_Latn prs_Arab quy_Latn ron_Latn run_Latn rus_Cyrl sag_Latn san_Deva sat_Olck scn_Latn shn_Mymr sin_Sinh
+slk_Latn slv_Latn smo_Latn sna_Latn snd_Arab som_Latn sot_Latn spa_Latn srd_Latn srp_Cyrl ssw_Latn sun_Latn swe_Latn
+swh_Latn szl_Latn tam_Taml taq_Latn taq_Tfng tat_Cyrl tel_Telu tgk_Cyrl tgl_Latn tha_Thai tir_Ethi tpi_Latn tsn_Latn
+tso_Latn tuk_Latn tum_Latn tur_Latn twi_Latn tzm_Tfng uig_Arab ukr_Cyrl umb_Latn urd_Arab uzn_Latn vec_Latn vie_Latn
+war_Latn wol_Latn xho_Latn ydd_Hebr yor_Latn yue_Hant zho_Hans zho_Hant zsm_Latn zul_Latn""".split())
+
+
+def _in_order(*groups: Sequence[str]) -> tuple[str, ...]:
+    out: dict[str, None] = {}
+    for group in groups:
+        out.update((canonical(code), None) for code in group)
+    return tuple(out)
+
+
+# Named orderings a study's language axis may cite (``axes.languages.ordering: flores-200``):
+# nested, so the first k of one are always a prefix of the first k + 1.
+NAMED_ORDERINGS: dict[str, tuple[str, ...]] = {
+    "method": _in_order(METHOD_LANGUAGES),
+    "xtreme-r": _in_order(METHOD_LANGUAGES, XTREME_R_LANGUAGES),
+    # the method's languages, then XTREME-R's, then the other FLORES-200 varieties by code
+    "flores-200": _in_order(METHOD_LANGUAGES, XTREME_R_LANGUAGES, FLORES_200_CODES),
+}
+
+
+def named_ordering(name: str) -> LanguageOrdering:
+    """One of ``NAMED_ORDERINGS``; an unknown name is an error listing them."""
+    if name not in NAMED_ORDERINGS:
+        raise ValueError(f"unknown language ordering {name!r}; named orderings: {sorted(NAMED_ORDERINGS)} "
+                         "(or give the languages as a list)")
+    return LanguageOrdering(NAMED_ORDERINGS[name], name=name)

@@ -59,4 +59,5 @@ class BenchmarkSuite:
     def describe(self) -> dict[str, dict]:
         """Per member: its source, sizes and content hash (recorded with every trial)."""
         return {b.name: {"source": self.source or self.name, "queries": len(b.queries), "candidates": len(b.candidates),
+                         "languages": sorted(set(b.query_languages) | set(b.candidate_languages)),
                          "content_hash": b.fingerprint()} for b in self}

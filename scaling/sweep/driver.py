@@ -122,6 +122,17 @@ class StudyContext:
         return cls(study.name, study.zero_shot, study.keep_models, axis_types([t.axes for t in study.trials]))
 
 
+def evaluation_languages(plan: TrialPlan) -> dict[str, dict[str, list[str]]]:
+    """Per benchmark: its languages seen in this trial's training, and the zero-shot rest."""
+    trained = set(plan.config.data.languages or plan.corpus.languages)
+    out = {}
+    for suite in plan.benchmarks:
+        for name, member in suite.members.items():
+            langs = member.get("languages", [])
+            out[name] = {"seen": [x for x in langs if x in trained], "zero_shot": [x for x in langs if x not in trained]}
+    return out
+
+
 def run_trial(plan: TrialPlan, study: StudyContext, store: ResultStore) -> dict:
     """Train, evaluate and record one trial (the manifest, written last, marks it finished)."""
     from scaling.eval.stage import run_evaluation
@@ -137,6 +148,7 @@ def run_trial(plan: TrialPlan, study: StudyContext, store: ResultStore) -> dict:
     manifest = {"config": config.to_dict(), "seed": config.sampler.seed,
                 "languages": list(config.data.languages) if config.data.languages else None,
                 "training_languages": list(config.data.languages or plan.corpus.languages),
+                "evaluation_languages": evaluation_languages(plan),
                 "data": {"train": plan.corpus.describe(),
                          "benchmarks": {name: info for b in plan.benchmarks for name, info in b.members.items()},
                          "zero_shot": study.zero_shot},

@@ -36,7 +36,7 @@ from typing import Any
 import yaml
 
 from scaling.eval.evaluate import EvalConfig
-from scaling.languages import LanguageOrdering, canonical_many
+from scaling.languages import LanguageOrdering, canonical_many, named_ordering
 from scaling.models.encoder import EncoderConfig
 from scaling.models.ladder import SizeLadder
 from scaling.names import closest
@@ -187,10 +187,12 @@ def _check_codes(codes: Any) -> None:
 
 
 def _language_sets(spec: Any) -> list[tuple[str, ...] | None]:
-    """Explicit lists, or ``{ordering: [...], counts: [k, ...]}`` nested first-k subsets."""
+    """Explicit lists, or ``{ordering: [...] | name, counts: [k, ...]}`` nested first-k subsets
+    (named orderings: ``scaling.languages.NAMED_ORDERINGS``, up to all 205 FLORES-200 varieties)."""
     if isinstance(spec, dict):
         _strict(spec, ("ordering", "counts"), "axes.languages")
-        _check_codes(spec.get("ordering") or [])
+        if not isinstance(spec.get("ordering"), str):
+            _check_codes(spec.get("ordering") or [])
     elif isinstance(spec, list):
         for item in spec:
             _check_codes(item if isinstance(item, list) else [item])
@@ -198,8 +200,13 @@ def _language_sets(spec: Any) -> list[tuple[str, ...] | None]:
         return [None]  # every language of the corpus
     if isinstance(spec, dict):
         try:
-            ordering = LanguageOrdering(tuple(spec["ordering"]), name="axes.languages.ordering")
-            return [ordering.first(int(k)) for k in spec["counts"]]
+            named = spec["ordering"]
+            ordering = named_ordering(named) if isinstance(named, str) else \
+                LanguageOrdering(tuple(named), name="axes.languages.ordering")
+            counts = spec["counts"]
+            if not isinstance(counts, list) or not counts or any(isinstance(k, bool) or not isinstance(k, int) for k in counts):
+                raise StudyConfigError(f"axes.languages.counts should be a list of integers, not {counts!r}")
+            return [ordering.first(k) for k in counts]
         except KeyError as exc:
             raise StudyConfigError(f"axes.languages needs 'ordering' and 'counts' (missing {exc})") from None
         except ValueError as exc:

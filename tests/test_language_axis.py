@@ -1,0 +1,75 @@
+"""The language axis up to 205 languages: named nested orderings, and the seen / zero-shot
+evaluation languages each trial records."""
+
+import json
+
+import pytest
+
+from conftest import TINY_STUDY
+from scaling.languages import (
+    FLORES_200_CODES,
+    METHOD_LANGUAGES,
+    NAMED_ORDERINGS,
+    XTREME_R_LANGUAGES,
+    canonical,
+    named_ordering,
+)
+from scaling.store import ResultStore
+from scaling.sweep.driver import StudyPlanner, evaluation_languages
+from scaling.sweep.study import StudyConfigError, build_study
+
+
+def test_named_orderings_are_nested_and_reach_all_205_flores_varieties():
+    flores = NAMED_ORDERINGS["flores-200"]
+    assert len(flores) == len(set(flores)) == 205
+    assert set(flores) == {canonical(c) for c in FLORES_200_CODES}
+    assert flores[:9] == NAMED_ORDERINGS["method"] == tuple(METHOD_LANGUAGES)
+    assert flores[:50] == NAMED_ORDERINGS["xtreme-r"]  # the method's nine, then the rest of XTREME-R's 50
+    assert set(NAMED_ORDERINGS["xtreme-r"]) == {canonical(c) for c in XTREME_R_LANGUAGES}
+    ordering = named_ordering("flores-200")
+    assert all(ordering.first(k) == ordering.first(k + 1)[:k] for k in range(1, 205))
+    assert canonical("kor_Hang") == canonical("ko") == "ko"  # FLORES's Korean meets XQuAD's and Tatoeba's
+    with pytest.raises(ValueError, match="unknown language ordering 'flores200'.*flores-200"):
+        named_ordering("flores200")
+
+
+def _study(languages) -> dict:
+    raw = json.loads(json.dumps(TINY_STUDY))
+    raw["axes"]["languages"] = languages
+    raw["axes"]["strategy"] = ["xy"]
+    return raw
+
+
+def test_a_study_cuts_nested_subsets_from_a_named_ordering():
+    study = build_study(_study({"ordering": "flores-200", "counts": [10, 50, 205]}), [])
+    sizes = sorted(t.axes["num_languages"] for t in study.trials)
+    assert sizes == [10, 50, 205]
+    by_k = {t.axes["num_languages"]: t.config.data.languages for t in study.trials}
+    assert by_k[50][:10] == by_k[10] and by_k[205][:50] == by_k[50]
+    with pytest.raises(StudyConfigError, match=r"first 206 languages of ordering 'flores-200'.*choose 1..205"):
+        build_study(_study({"ordering": "flores-200", "counts": [206]}), [])
+    with pytest.raises(StudyConfigError, match="unknown language ordering 'xtreme'"):
+        build_study(_study({"ordering": "xtreme", "counts": [5]}), [])
+    with pytest.raises(StudyConfigError, match="counts should be a list of integers"):
+        build_study(_study({"ordering": "method", "counts": "9"}), [])
+
+
+def test_more_languages_than_the_training_data_has_is_refused_before_ray(tmp_path, data_dir):
+    raw = _study({"ordering": "flores-200", "counts": [20]})  # parallel-qa has 8 languages
+    raw["storage"] = str(tmp_path)
+    study = build_study(raw, [])
+    with pytest.raises(ValueError, match="data.languages|languages"):
+        StudyPlanner(study, ResultStore(str(tmp_path / "tiny"))).check()
+
+
+def test_each_trial_records_its_seen_and_zero_shot_evaluation_languages(tmp_path, data_dir):
+    raw = _study([["en", "de"]])
+    raw["storage"] = str(tmp_path)
+    study = build_study(raw, [])
+    plan = StudyPlanner(study, ResultStore(str(tmp_path / "tiny"))).plan(list(study.trials))[study.trials[0].trial_id]
+    languages = evaluation_languages(plan)
+    (name, split), = languages.items()
+    member = plan.benchmarks[0].members[name]
+    assert sorted(split["seen"]) == ["de", "en"]
+    assert sorted(split["seen"] + split["zero_shot"]) == sorted(member["languages"])
+    assert len(member["languages"]) == 8 and not set(split["zero_shot"]) & {"en", "de"}
