@@ -73,3 +73,34 @@ def test_each_trial_records_its_seen_and_zero_shot_evaluation_languages(tmp_path
     assert sorted(split["seen"]) == ["de", "en"]
     assert sorted(split["seen"] + split["zero_shot"]) == sorted(member["languages"])
     assert len(member["languages"]) == 8 and not set(split["zero_shot"]) & {"en", "de"}
+
+
+def test_a_benchmark_cut_to_some_languages(data_dir):
+    from scaling.data.errors import DataError
+    from scaling.data.sources import load_benchmark, split_language_subset
+
+    assert split_language_subset("tatoeba[de, sw,xh]") == ("tatoeba", ["de", "sw", "xh"])
+    assert split_language_subset("xquad-r") == ("xquad-r", None)
+    tatoeba = load_benchmark("tatoeba[deu,sw,xho]", data_dir=data_dir)
+    assert len(list(tatoeba)) == 3
+    whole = {b.name: b for b in load_benchmark("tatoeba", data_dir=data_dir)}
+    for member in tatoeba:  # each member is the whole pair set of its language, unchanged
+        assert member.fingerprint() == whole[member.name].fingerprint()
+    pool = next(iter(load_benchmark("sib-200[de,en,sw]", data_dir=data_dir)))
+    assert set(pool.query_languages) == set(pool.candidate_languages) == {"de", "en", "sw"}
+    with pytest.raises(DataError, match="unknown language code 'klingon'"):
+        load_benchmark("tatoeba[klingon]", data_dir=data_dir)
+    with pytest.raises(DataError, match="empty language list"):
+        load_benchmark("tatoeba[]", data_dir=data_dir)
+
+
+def test_a_study_benchmark_entry_may_name_its_languages():
+    raw = _study(None)
+    raw["benchmarks"] = ["parallel-qa:eval", {"source": "tatoeba", "languages": ["de", "sw"]}]
+    assert build_study(raw, []).benchmarks == ("parallel-qa:eval", "tatoeba[de,sw]")
+    raw["benchmarks"] = [{"source": "tatoeba", "langs": ["de"]}]
+    with pytest.raises(StudyConfigError, match=r"unknown setting benchmarks\[\]\.langs"):
+        build_study(raw, [])
+    raw["benchmarks"] = [{"source": "tatoeba", "languages": [True]}]
+    with pytest.raises(StudyConfigError, match=r"benchmarks\[tatoeba\]\.languages: a language code was read as a boolean"):
+        build_study(raw, [])

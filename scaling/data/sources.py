@@ -33,7 +33,7 @@ from scaling.data.sib_pool import build_sib200_pool
 from scaling.data.suites import BenchmarkSuite
 from scaling.data.tabular import TABULAR_SUFFIXES, read_tabular_corpus
 from scaling.data.tatoeba_retrieval import build_tatoeba
-from scaling.languages import UnknownLanguageError, canonical
+from scaling.languages import UnknownLanguageError, canonical, canonical_many
 
 PACKAGE_DATA = Path(__file__).parent / "parallel_qa"
 
@@ -91,6 +91,25 @@ def parse_source(source: str) -> tuple[str, str | None]:
     if sep and name in REGISTRY:
         return name, split
     return source, None
+
+
+LANGUAGE_SUBSET = re.compile(r"^(?P<source>.+?)\[(?P<languages>[^\[\]]*)\]$")
+
+
+def split_language_subset(source: str) -> tuple[str, list[str] | None]:
+    """``tatoeba[de,sw,yo]`` -> (``tatoeba``, [de, sw, yo]): a benchmark cut to some languages."""
+    match = LANGUAGE_SUBSET.match(source.strip())
+    if not match:
+        return source, None
+    languages = [code.strip() for code in match["languages"].split(",") if code.strip()]
+    if not languages:
+        raise DataError("an empty language list", file=source, hint="write name[code,code,...] or drop the brackets")
+    return match["source"], languages
+
+
+def with_language_subset(source: str, languages: Sequence[str]) -> str:
+    """The source string of ``source`` cut to ``languages`` (inverse of ``split_language_subset``)."""
+    return f"{source}[{','.join(languages)}]"
 
 
 # ---- locating registered datasets ---------------------------------------------------------
@@ -274,7 +293,15 @@ def load_benchmark(source: str, *, data_dir: str | Path | None = None, languages
     with ``sentence_splitter``, which adds Romanian to an XQuAD-R-style pool. ``sib-200`` is one
     merged pool of its ``test`` split (``scaling.data.sib_pool``). A BEIR folder needs ``lang``.
     """
-    name, split = parse_source(source)
+    bare, subset = split_language_subset(source)
+    if subset is not None:
+        if languages is not None:
+            raise DataError("languages given twice (in the source's brackets and as an argument)", file=source)
+        try:
+            languages = canonical_many(subset)
+        except (UnknownLanguageError, ValueError) as exc:
+            raise DataError(str(exc), file=source) from None
+    name, split = parse_source(bare)
     if name in REGISTRY:
         entry = REGISTRY[name]
         split = _check_split(entry, split or entry.benchmark_split)
@@ -286,7 +313,7 @@ def load_benchmark(source: str, *, data_dir: str | Path | None = None, languages
             return build_sib200_pool(folder, codes, split=split, name=_label(entry, split), source=source)
         return BenchmarkSuite.of(build_lareqa(_squad_files(folder, entry, codes), name=_label(entry, split),
                                               split_sentences=entry.kind == "squad-raw"), source)
-    path = Path(source).expanduser()
+    path = Path(bare).expanduser()
     if not path.is_dir():
         raise SourceNotFoundError("not a registered benchmark or a benchmark folder", file=source,
                                   hint=f"registered: {', '.join(sorted(REGISTRY))}")

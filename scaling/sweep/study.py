@@ -35,6 +35,7 @@ from typing import Any
 
 import yaml
 
+from scaling.data.sources import with_language_subset
 from scaling.eval.evaluate import EvalConfig
 from scaling.languages import LanguageOrdering, canonical_many, named_ordering
 from scaling.models.encoder import EncoderConfig
@@ -179,10 +180,10 @@ def _models(spec: Any) -> list[dict[str, Any]]:
                            "(quote a name with commas: 'tiny:hidden=32,layers=2')")
 
 
-def _check_codes(codes: Any) -> None:
+def _check_codes(codes: Any, where: str = "axes.languages") -> None:
     bad = [c for c in codes if isinstance(c, bool)]
     if bad:
-        raise StudyConfigError("axes.languages: a language code was read as a boolean (YAML reads no/yes/on/off "
+        raise StudyConfigError(f"{where}: a language code was read as a boolean (YAML reads no/yes/on/off "
                                "as booleans); quote it, e.g. 'no', or use nb for Norwegian Bokmal")
 
 
@@ -276,6 +277,21 @@ def _set(raw: dict, dotted: str, value: Any, what: str = "axes") -> None:
     node[last] = value
 
 
+def _benchmark(entry: Any) -> str:
+    """A source string, or ``{source, languages}``: the benchmark cut to those languages
+    (written ``source[code,...]``, the form the data layer reads)."""
+    if isinstance(entry, str):
+        return entry
+    if isinstance(entry, dict):
+        _strict(entry, ("source", "languages"), "benchmarks[]")
+        source, languages = entry.get("source"), entry.get("languages")
+        if not isinstance(source, str) or not isinstance(languages, list) or not languages:
+            raise StudyConfigError(f"benchmarks entry {entry!r} needs a source name and a non-empty languages list")
+        _check_codes(languages, f"benchmarks[{source}].languages")
+        return with_language_subset(source, [str(code) for code in languages])
+    raise StudyConfigError(f"benchmarks entries are source names or {{source, languages}}, not {entry!r}")
+
+
 def _merge(base: dict, extra: dict, where: str) -> dict:
     """``base`` with ``extra``'s sections merged in (a model entry's ``train`` over the study's)."""
     if not isinstance(extra, dict):
@@ -328,8 +344,9 @@ def build_study(raw: dict, overrides: list[str], origin: str = "study") -> Study
     benchmarks = raw.get("benchmarks") or ()
     if not benchmarks:
         raise StudyConfigError("benchmarks: list at least one evaluation benchmark")
-    if not isinstance(benchmarks, list) or not all(isinstance(b, str) for b in benchmarks):
+    if not isinstance(benchmarks, list):
         raise StudyConfigError(f"benchmarks should be a list of source names, not {benchmarks!r}")
+    benchmarks = [_benchmark(b) for b in benchmarks]
     eval_config = _eval_config(raw.get("eval"))
     params = axes.get("params") or {}
     if not isinstance(params, dict) or any(not isinstance(v, list) or not v for v in params.values()):
