@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The large-model path on one GPU, in under 8 minutes: peak memory against the planner, samples/s
+# and model FLOP utilisation for random-weight 1B and 7B-shaped decoders (bf16, LoRA, activation
+# checkpointing, gradient-cache chunks), and encoding texts/s. Prints one JSON line per case.
+# Needs the project installed with a CUDA build of torch: pip install -e ".[large]"
+# On a CPU, `python bench/gpu_check.py --smoke` runs the same code on a tiny decoder.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || { echo "no GPU visible" >&2; exit 2; }
+python -c "import torch; assert torch.cuda.is_available(), 'torch has no CUDA here'; print('torch', torch.__version__, torch.version.cuda)"
+timeout 480 python bench/gpu_check.py --steps "${STEPS:-5}" --peak-tflops "${PEAK_TFLOPS:-989}" "$@"
