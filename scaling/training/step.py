@@ -14,6 +14,7 @@ import torch
 import torch.distributed as dist
 
 from scaling.models.encoder import DualEncoder
+from scaling.models.precision import autocast
 from scaling.training.config import OptimConfig
 from scaling.training.loss import InfoNCELoss
 
@@ -69,7 +70,10 @@ class TrainStep:
     def backward(self, q_ids, q_mask, p_ids, p_mask) -> tuple[torch.Tensor, float]:
         """Loss of the local batch, gradients accumulated into the parameters; and when the
         forward phase ended (for the phase timings)."""
-        q, p = self.forward(q_ids, q_mask), self.forward(p_ids, p_mask)  # in encoder.dtype (autocast inside)
+        # the encoder computes under autocast in encoder.dtype; one outer context makes the
+        # query and passage graphs share autocast's 16-bit copy of each fp32 weight
+        with autocast(self.dtype, self.device):
+            q, p = self.forward(q_ids, q_mask), self.forward(p_ids, p_mask)
         loss = self.loss_fn(q.float(), p.float())
         t_forward = time.perf_counter()
         self.scaled(loss).backward()
