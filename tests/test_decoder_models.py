@@ -50,9 +50,27 @@ def test_bidirectional_lets_the_first_token_see_later_tokens(tmp_path, padded):
     loaded = DualEncoder.from_config(EncoderConfig(model=str(folder), pooling="last", bidirectional=True))
     states = _first_token_states(loaded, padded)
     assert (states[0] - states[1]).abs().max() > 1e-3
-    for attn in ("eager",):
-        eager = _first_token_states(_decoder(bidirectional=True, attn_implementation=attn), padded)
-        torch.testing.assert_close(eager, both, atol=1e-5, rtol=1e-4)  # the same attention, another kernel
+    eager = _first_token_states(_decoder(bidirectional=True, attn_implementation="eager"), padded)
+    torch.testing.assert_close(eager, both, atol=1e-5, rtol=1e-4)  # the same attention, another kernel
+
+
+def test_a_folder_saved_bidirectional_must_be_loaded_bidirectional(tmp_path):
+    from scaling.models.families import family_for
+
+    enc = _decoder(bidirectional=True)
+    folder = tmp_path / "bidi"
+    enc.backbone.save_pretrained(folder)
+    enc.tokenizer.save_pretrained(folder)
+    assert json.loads((folder / "config.json").read_text())["is_causal"] is False
+    causal = EncoderConfig(model=str(folder), pooling="last")
+    with pytest.raises(ValueError, match="sets is_causal: false .*set encoder.bidirectional: true"):
+        family_for(causal.model).check(causal)
+    with pytest.raises(ValueError, match="set encoder.bidirectional: true"):
+        DualEncoder.from_config(causal)
+    back = DualEncoder.from_config(EncoderConfig(model=str(folder), pooling="last", bidirectional=True))
+    torch.testing.assert_close(_first_token_states(back, False), _first_token_states(enc, False), rtol=0, atol=0)
+    saved = DualEncoder.load(enc.save(tmp_path / "saved"))  # encoder.json keeps bidirectional
+    assert saved.config.bidirectional
 
 
 def test_bidirectional_that_cannot_be_honoured_is_an_error(tmp_path):
@@ -326,6 +344,10 @@ def test_the_instruction_reaches_queries_only_in_training_evaluation_and_mteb():
     np.testing.assert_allclose(mteb.encode([{"text": TEXTS}], prompt_type="query"), want, atol=1e-6)
     np.testing.assert_allclose(mteb.encode([{"text": PASSAGES}], prompt_type="document"),
                                plain.encode(PASSAGES, "passage"), atol=1e-6)
+    task = type("Task", (), {"name": "BeesRetrieval"})()
+    per_task = MtebEncoder(enc, instructions={"BeesRetrieval": "the answer"})
+    np.testing.assert_allclose(per_task.encode([{"text": TEXTS}], task_metadata=task, prompt_type="query"),
+                               plain.encode(["Instruct: the answer\nQuery: " + t for t in TEXTS], "query"), atol=1e-6)
 
 
 def test_every_encoder_setting_reaches_the_trials():

@@ -49,6 +49,24 @@ def check_remote_code(path: str, trust_remote_code: bool, model: str) -> None:
                          f"{sorted(config['auto_map'])}); set encoder.trust_remote_code: true if you trust it")
 
 
+def check_causal_flag(path: str, bidirectional: bool, model: str) -> None:
+    """A folder saved from a bidirectional encoder has ``is_causal: false`` in its configuration;
+    loaded without ``encoder.bidirectional`` its attention modules would still be causal (a mask
+    bidirectional only in padded batches), so that is refused."""
+    config = local_config(path)
+    if config and config.get("is_causal") is False and not bidirectional:
+        raise ValueError(f"encoder.model {model!r}: its config.json sets is_causal: false (saved from a bidirectional "
+                         "encoder); set encoder.bidirectional: true")
+
+
+def check_causal_modules(backbone: nn.Module, model: str) -> None:
+    """The same at build time, for a backbone already in memory."""
+    if getattr(backbone.config, "is_causal", None) is False and any(
+            getattr(m, "is_causal", None) is True for m in backbone.modules()):
+        raise ValueError(f"encoder.model {model!r}: its configuration sets is_causal: false but its attention modules "
+                         "are causal; set encoder.bidirectional: true")
+
+
 def masks_through_utils(model_class: type) -> bool:
     """Whether a model class's forward builds its mask with transformers' masking utilities
     (which honour ``config.is_causal``); read from its source, so no weights are needed."""

@@ -172,10 +172,12 @@ class DualEncoder(nn.Module):
         self.pad_id = ensure_pad_token(tokenizer, config.model)
         if config.num_layers is not None:
             _truncate_layers(backbone, config.num_layers)
-        if config.bidirectional:
-            from scaling.models.attention import make_bidirectional
+        from scaling.models.attention import check_causal_modules, make_bidirectional
 
+        if config.bidirectional:
             make_bidirectional(backbone, config.model)
+        else:
+            check_causal_modules(backbone, config.model)
         if config.freeze_word_embeddings:
             self.word_embeddings().weight.requires_grad_(False)
         if config.lora is not None:  # before the padding-skip conversion, which peft cannot wrap
@@ -298,13 +300,14 @@ class DualEncoder(nn.Module):
                 "hidden_size": int(self.backbone.config.hidden_size)}
 
     # ---- encoding -------------------------------------------------------------------------
-    def prefix(self, kind: TextKind) -> str:
-        """What precedes a text: the query prefix after the instruction (queries only), or the passage prefix."""
+    def prefix(self, kind: TextKind, instruction: str | None = None) -> str:
+        """What precedes a text: the query prefix after the instruction (queries only; ``instruction``
+        overrides ``encoder.instruction``, e.g. per mteb task), or the passage prefix."""
         cfg = self.config
         if kind != "query":
             return cfg.passage_prefix
-        instruction = cfg.instruction_template.format(instruction=cfg.instruction) if cfg.instruction else ""
-        return instruction + cfg.query_prefix
+        instruction = cfg.instruction if instruction is None else instruction
+        return (cfg.instruction_template.format(instruction=instruction) if instruction else "") + cfg.query_prefix
 
     def _eos_to_append(self) -> int | None:
         """Last-token pooling reads the EOS state; the EOS id when the tokenizer does not end its
@@ -315,10 +318,10 @@ class DualEncoder(nn.Module):
         probe = self.tokenizer(["a b"], truncation=True, max_length=self.config.max_length)["input_ids"][0]
         return None if probe and probe[-1] == eos else int(eos)
 
-    def token_ids(self, texts: Sequence[str], kind: TextKind) -> list[list[int]]:
+    def token_ids(self, texts: Sequence[str], kind: TextKind, instruction: str | None = None) -> list[list[int]]:
         """Token ids of prefixed texts, at most ``max_length`` each, ending with EOS under
         last-token pooling (appended once, after truncation, where the tokenizer does not add it)."""
-        pre = self.prefix(kind)
+        pre = self.prefix(kind, instruction)
         ids = self.tokenizer([pre + t for t in texts], truncation=True, max_length=self.config.max_length)["input_ids"]
         if self.eos_id is None:
             return [list(s) for s in ids]
@@ -349,7 +352,7 @@ class DualEncoder(nn.Module):
 
     @torch.inference_mode()
     def encode(self, texts: Sequence[str], kind: TextKind, *, batch_size: int = 64,
-               device: str | torch.device | None = None) -> np.ndarray:
+               device: str | torch.device | None = None, instruction: str | None = None) -> np.ndarray:
         """Embed texts in length-sorted batches (less padding), returned in input order.
 
         The forward pass computes in ``encoder.dtype`` (autocast), as in training; outputs are float32.
@@ -357,7 +360,7 @@ class DualEncoder(nn.Module):
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         was_training = self.training
         self.eval().to(device)
-        enc = self.token_ids(texts, kind)
+        enc = self.token_ids(texts, kind, instruction)
         lengths = np.fromiter((len(ids) for ids in enc), dtype=np.int64, count=len(texts))
         order = np.argsort(-lengths, kind="stable")
         dim = int(self.backbone.config.hidden_size)

@@ -60,12 +60,14 @@ def check_model_settings(config: EncoderConfig, *, path: str | None = None, mode
         check_attention_available,
         check_bidirectional_class,
         check_bidirectional_of,
+        check_causal_flag,
         check_remote_code,
     )
 
     check_attention_available(config.attn_implementation)
     if path is not None:
         check_remote_code(path, config.trust_remote_code, config.model)
+        check_causal_flag(path, config.bidirectional, config.model)
     if config.bidirectional:
         if model_class is not None:
             check_bidirectional_class(model_class, config.model)
