@@ -38,7 +38,7 @@ class ModelShape:
         return self.total - self.embedding
 
 
-def shape_of(path: str, num_layers: int | None = None) -> ModelShape:
+def shape_of(path: str, num_layers: int | None = None, *, trust_remote_code: bool = False) -> ModelShape:
     """Parameter counts and sizes from a Hugging Face configuration (meta device: no weights)."""
     import torch
     from torch import nn
@@ -46,11 +46,11 @@ def shape_of(path: str, num_layers: int | None = None) -> ModelShape:
 
     from scaling.data.remote import offline
 
-    config = AutoConfig.from_pretrained(path, local_files_only=offline())
+    config = AutoConfig.from_pretrained(path, local_files_only=offline(), trust_remote_code=trust_remote_code)
     if num_layers is not None:
         config.num_hidden_layers = num_layers
     with torch.device("meta"):
-        model = AutoModel.from_config(config)
+        model = AutoModel.from_config(config, trust_remote_code=trust_remote_code)
     total = sum(p.numel() for p in model.parameters())
     embedding = sum(p.numel() for m in model.modules() if isinstance(m, nn.Embedding) for p in m.parameters())
     return ModelShape(total, embedding, int(config.hidden_size), int(config.num_hidden_layers),

@@ -20,7 +20,7 @@ def trial_shape(trial: Trial) -> ModelShape | str:
             cfg = model.backbone.config
             return ModelShape(counts["total"], counts["total"] - counts["non_embedding"], cfg.hidden_size,
                               cfg.num_hidden_layers, cfg.num_attention_heads)
-        return shape_of(family.weights_path(encoder), encoder.num_layers)
+        return shape_of(family.weights_path(encoder), encoder.num_layers, trust_remote_code=encoder.trust_remote_code)
     except (OSError, ValueError) as exc:
         return f"unknown ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
 
