@@ -40,9 +40,28 @@ class EncoderConfig:
     skip_padding: bool = True  # transformer-block linears skip padded positions (same outputs, less work)
     lora: LoraSettings | None = None  # train a LoRA adapter instead of the whole model (``scaling.models.lora``)
     gradient_checkpointing: bool = False  # recompute each block in backward: activations of one block, not all
+    dtype: str = "fp32"  # fp32, bf16 or fp16: frozen weights and compute (``scaling.models.precision``)
+    attn_implementation: str = "sdpa"  # sdpa, eager or flash_attention_2 (the flash extra)
+    trust_remote_code: bool = False  # run a model folder's own code (config.json auto_map)
+    bidirectional: bool = False  # decoder made non-causal (gte-Qwen2, NV-Embed; ``scaling.models.attention``)
+    instruction: str = ""  # queries only, before the query prefix, through instruction_template
+    instruction_template: str = "Instruct: {instruction}\nQuery: "  # e5-mistral / Qwen3-Embedding
 
     def __post_init__(self) -> None:
+        from scaling.models.attention import check_attention
+        from scaling.models.precision import dtype_name
+
         object.__setattr__(self, "lora", LoraSettings.of(self.lora))
+        object.__setattr__(self, "dtype", dtype_name(self.dtype))
+        check_attention(self.attn_implementation)
+        if self.instruction:
+            try:
+                self.instruction_template.format(instruction=self.instruction)
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ValueError(f"encoder.instruction_template {self.instruction_template!r} must contain "
+                                 f"{{instruction}} and no other field ({type(exc).__name__}: {exc})") from None
+            if "{instruction}" not in self.instruction_template:
+                raise ValueError(f"encoder.instruction_template {self.instruction_template!r} must contain {{instruction}}")
         if self.pooling not in ("cls", "mean", "last"):
             raise ValueError(f"encoder.pooling must be 'cls', 'mean' or 'last', not {self.pooling!r}")
         if self.max_length < 2:
@@ -51,14 +70,16 @@ class EncoderConfig:
             raise ValueError(f"encoder.num_layers must be >= 1 or unset, not {self.num_layers}")
 
 
-def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token id lists -> (ids, attention mask), right-padded to the longest in this batch only."""
+def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int, *, left: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token id lists -> (ids, attention mask), padded to the longest in this batch only, on
+    the right (or on the ``left``, as decoder tokenizers with ``padding_side == "left"`` do)."""
     width = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
     for row, seq in enumerate(seqs):
-        ids[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
-        mask[row, :len(seq)] = 1
+        cols = slice(width - len(seq), width) if left else slice(0, len(seq))
+        ids[row, cols] = torch.tensor(seq, dtype=torch.long)
+        mask[row, cols] = 1
     return ids, mask
 
 
@@ -69,9 +90,16 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, how: Pooling) -> torch.Tensor
     if how == "mean":
         m = mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * m).sum(1) / m.sum(1).clamp(min=1)
-    # last non-padding token, for right-padded decoder models
-    last = mask.sum(1).long() - 1
+    # the last real token (right or left padding): the highest position the mask keeps
+    positions = torch.arange(mask.size(1), device=mask.device)
+    last = (positions * (mask != 0)).argmax(1)
     return hidden[torch.arange(hidden.size(0), device=hidden.device), last]
+
+
+def positions_of(mask: torch.Tensor) -> torch.Tensor:
+    """Position ids counted over real tokens only, so a left-padded text gets the positions it
+    has right-padded (0 for the padding itself, which nothing attends to)."""
+    return (mask.long().cumsum(1) - 1).clamp(min=0)
 
 
 _LAYER_PATHS = (("encoder", "layer"), ("layers",), ("h",))  # BERT/XLM-R, Llama-style, GPT-2-style
@@ -104,20 +132,31 @@ def _truncate_layers(backbone: nn.Module, k: int) -> None:
     backbone.config.num_hidden_layers = k
 
 
-def _load_backbone(path: str):
+def _load_backbone(path: str, config: EncoderConfig):
+    """The backbone in an explicit dtype (transformers 5 would load a bf16 checkpoint as bf16,
+    and pure-bf16 AdamW loses updates), with the configured attention and remote-code settings."""
     from transformers import AutoModel
 
+    from scaling.models.precision import loading_dtype
+
+    kwargs = dict(dtype=loading_dtype(config.dtype, config.lora is not None),
+                  attn_implementation=config.attn_implementation, trust_remote_code=config.trust_remote_code)
     try:
-        return AutoModel.from_pretrained(path, add_pooling_layer=False)
+        return AutoModel.from_pretrained(path, add_pooling_layer=False, **kwargs)
     except TypeError:  # architectures without a pooler do not take the argument
-        return AutoModel.from_pretrained(path)
+        return AutoModel.from_pretrained(path, **kwargs)
 
 
 def load_hf_encoder(path: str, config: EncoderConfig) -> "DualEncoder":
     """A backbone and tokenizer from a Hugging Face folder or hub name, with ``config``'s settings."""
     from transformers import AutoTokenizer
 
-    return DualEncoder(_load_backbone(path), AutoTokenizer.from_pretrained(path), config)
+    from scaling.models.attention import check_attention_available, check_remote_code
+
+    check_attention_available(config.attn_implementation)
+    check_remote_code(path, config.trust_remote_code, config.model)
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=config.trust_remote_code)
+    return DualEncoder(_load_backbone(path, config), tokenizer, config)
 
 
 class DualEncoder(nn.Module):
@@ -133,12 +172,23 @@ class DualEncoder(nn.Module):
         self.pad_id = ensure_pad_token(tokenizer, config.model)
         if config.num_layers is not None:
             _truncate_layers(backbone, config.num_layers)
+        from scaling.models.attention import check_causal_modules, make_bidirectional
+
+        if config.bidirectional:
+            make_bidirectional(backbone, config.model)
+        else:
+            check_causal_modules(backbone, config.model)
         if config.freeze_word_embeddings:
             self.word_embeddings().weight.requires_grad_(False)
         if config.lora is not None:  # before the padding-skip conversion, which peft cannot wrap
             from scaling.models.lora import apply_lora
 
             self.backbone = backbone = apply_lora(backbone, config.lora, config.model)
+        from scaling.models.precision import place_parameters
+
+        place_parameters(self.backbone, config.dtype)  # trainable fp32 (master weights), frozen in encoder.dtype
+        self.left_padding = getattr(tokenizer, "padding_side", "right") == "left"
+        self.eos_id = self._eos_to_append()
         self.real_tokens = None  # None: the backbone pads as usual
         if config.skip_padding:
             found = _layer_list(backbone)
@@ -250,41 +300,75 @@ class DualEncoder(nn.Module):
                 "hidden_size": int(self.backbone.config.hidden_size)}
 
     # ---- encoding -------------------------------------------------------------------------
-    def prefix(self, kind: TextKind) -> str:
-        return self.config.query_prefix if kind == "query" else self.config.passage_prefix
+    def prefix(self, kind: TextKind, instruction: str | None = None) -> str:
+        """What precedes a text: the query prefix after the instruction (queries only; ``instruction``
+        overrides ``encoder.instruction``, e.g. per mteb task), or the passage prefix."""
+        cfg = self.config
+        if kind != "query":
+            return cfg.passage_prefix
+        instruction = cfg.instruction if instruction is None else instruction
+        return (cfg.instruction_template.format(instruction=instruction) if instruction else "") + cfg.query_prefix
+
+    def _eos_to_append(self) -> int | None:
+        """Last-token pooling reads the EOS state; the EOS id when the tokenizer does not end its
+        output with it (judged from its output on a probe text, not from its name), else None."""
+        eos = getattr(self.tokenizer, "eos_token_id", None)
+        if self.config.pooling != "last" or eos is None:
+            return None
+        probe = self.tokenizer(["a b"], truncation=True, max_length=self.config.max_length)["input_ids"][0]
+        return None if probe and probe[-1] == eos else int(eos)
+
+    def token_ids(self, texts: Sequence[str], kind: TextKind, instruction: str | None = None) -> list[list[int]]:
+        """Token ids of prefixed texts, at most ``max_length`` each, ending with EOS under
+        last-token pooling (appended once, after truncation, where the tokenizer does not add it)."""
+        pre = self.prefix(kind, instruction)
+        ids = self.tokenizer([pre + t for t in texts], truncation=True, max_length=self.config.max_length)["input_ids"]
+        if self.eos_id is None:
+            return [list(s) for s in ids]
+        room = self.config.max_length - 1
+        return [list(s) if s and s[-1] == self.eos_id else list(s[:room]) + [self.eos_id] for s in ids]
+
+    def pad(self, seqs: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ids, mask) on the tokenizer's padding side."""
+        return pad_batch(seqs, self.pad_id, left=self.left_padding)
 
     def tokenize(self, texts: Sequence[str], kind: TextKind) -> dict[str, torch.Tensor]:
-        pre = self.prefix(kind)
-        return self.tokenizer([pre + t for t in texts], padding=True, truncation=True,
-                              max_length=self.config.max_length, return_tensors="pt")
+        ids, mask = self.pad(self.token_ids(texts, kind))
+        return {"input_ids": ids, "attention_mask": mask}
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        with self.real_tokens.using(attention_mask) if self.real_tokens else nullcontext():
-            hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        out = pool(hidden, attention_mask, self.config.pooling)
+        """Embeddings (float32) of a padded batch; the backbone computes under autocast in
+        ``encoder.dtype`` (its backward too), so every caller trains and encodes alike."""
+        from scaling.models.precision import autocast
+
+        extra = {}
+        if self.left_padding:  # positions from the mask: the same embeddings as right padding
+            extra["position_ids"] = positions_of(attention_mask)
+        with self.real_tokens.using(attention_mask) if self.real_tokens else nullcontext(), \
+                autocast(self.config.dtype, input_ids.device):
+            hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+        out = pool(hidden.float(), attention_mask, self.config.pooling)
         return nn.functional.normalize(out, dim=-1) if self.config.normalize else out
 
     @torch.inference_mode()
     def encode(self, texts: Sequence[str], kind: TextKind, *, batch_size: int = 64,
-               device: str | torch.device | None = None) -> np.ndarray:
+               device: str | torch.device | None = None, instruction: str | None = None) -> np.ndarray:
         """Embed texts in length-sorted batches (less padding), returned in input order.
 
-        On CUDA the forward pass runs under bf16 autocast; outputs are float32.
+        The forward pass computes in ``encoder.dtype`` (autocast), as in training; outputs are float32.
         """
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         was_training = self.training
         self.eval().to(device)
-        pre = self.prefix(kind)
-        enc = self.tokenizer([pre + t for t in texts], truncation=True, max_length=self.config.max_length)
-        lengths = np.fromiter((len(ids) for ids in enc["input_ids"]), dtype=np.int64, count=len(texts))
+        enc = self.token_ids(texts, kind, instruction)
+        lengths = np.fromiter((len(ids) for ids in enc), dtype=np.int64, count=len(texts))
         order = np.argsort(-lengths, kind="stable")
         dim = int(self.backbone.config.hidden_size)
         out = np.empty((len(texts), dim), dtype=np.float32)
         for start in range(0, len(texts), batch_size):
             idx = order[start:start + batch_size]
-            ids, mask = pad_batch([enc["input_ids"][i] for i in idx], self.pad_id)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                vectors = self(ids.to(device), mask.to(device))
+            ids, mask = self.pad([enc[i] for i in idx])
+            vectors = self(ids.to(device), mask.to(device))
             out[idx] = vectors.float().cpu().numpy()
         self.train(was_training)
         return out

@@ -58,13 +58,14 @@ def check_targets(backbone: nn.Module, settings: LoraSettings, model: str) -> No
                          f"{model!r}; its linear layers are named {sorted(found)}")
 
 
-def check_targets_of(path: str, settings: LoraSettings, model: str) -> None:
+def check_targets_of(path: str, settings: LoraSettings, model: str, *, trust_remote_code: bool = False) -> None:
     """``check_targets`` before any weights load: the architecture built on the meta device."""
     import torch
     from transformers import AutoConfig, AutoModel
 
     with torch.device("meta"):
-        backbone = AutoModel.from_config(AutoConfig.from_pretrained(path))
+        backbone = AutoModel.from_config(AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code),
+                                         trust_remote_code=trust_remote_code)
     check_targets(backbone, settings, model)
 
 

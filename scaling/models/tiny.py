@@ -71,7 +71,8 @@ def tiny_encoder(texts: Sequence[str], *, hidden: int = 32, layers: int = 2, hea
     torch.manual_seed(seed)
     backbone = BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers,
                                     num_attention_heads=heads, intermediate_size=4 * hidden,
-                                    max_position_embeddings=512), add_pooling_layer=False)
+                                    max_position_embeddings=512,
+                                    attn_implementation=config.get("attn_implementation", "sdpa")), add_pooling_layer=False)
     return DualEncoder(backbone, tokenizer, EncoderConfig(model=f"tiny-bert-h{hidden}-l{layers}", **config))
 
 
@@ -88,5 +89,6 @@ def tiny_decoder(texts: Sequence[str], *, hidden: int = 32, layers: int = 2, hea
     backbone = LlamaModel(LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
                                       num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
                                       max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id,
-                                      eos_token_id=tokenizer.eos_token_id))
+                                      eos_token_id=tokenizer.eos_token_id,
+                                      attn_implementation=config.get("attn_implementation", "sdpa")))
     return DualEncoder(backbone, tokenizer, EncoderConfig(model=f"tiny-llama-h{hidden}-l{layers}", **config))

@@ -140,7 +140,8 @@ class PlanBuilder:
         if encoder.lora is not None:  # before Ray: adapters that would wrap nothing
             from scaling.models.lora import check_targets_of
 
-            check_targets_of(family_for(encoder.model).weights_path(encoder), encoder.lora, cfg.encoder.model)
+            check_targets_of(family_for(encoder.model).weights_path(encoder), encoder.lora, cfg.encoder.model,
+                             trust_remote_code=encoder.trust_remote_code)
         cfg = replace(cfg, encoder=encoder)
         own = ResultStore(run_location.rstrip("/") + "/" + PLAN_FOLDER)
         heldout = self.heldout_corpus(cfg)

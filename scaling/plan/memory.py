@@ -2,11 +2,13 @@
 estimated from the model's shape before anything is loaded, so a trial that cannot fit is
 refused before Ray starts, naming the lever that would make it fit.
 
-Per worker (bytes): weights (their dtype), gradients and AdamW's two moments for the trainable
-parameters (fp32, plus fp32 master weights when the weights are 16-bit), and activations of the
-graphs alive at once: queries and passages of the local batch (or one chunk under gradient
-caching), per layer and token about ``34 h + 5 a s`` 16-bit values' worth (Korthikanti et al.
-2022; twice that in fp32; with activation checkpointing each block's input plus one block's),
+Per worker (bytes), following ``scaling.models.precision``'s storage rule: frozen weights (a LoRA
+base, frozen word embeddings) in ``encoder.dtype``, trainable weights in fp32 (they are the
+master weights) with fp32 gradients and AdamW's two fp32 moments, plus, when computing in 16 bits,
+autocast's 16-bit copy of each trainable weight (kept for backward); and activations, in the
+compute dtype, of the graphs alive at once: queries and passages of the local batch (or one chunk
+under gradient caching), per layer and token about ``34 h + 5 a s`` 16-bit values' worth
+(Korthikanti et al. 2022; twice that in fp32; with activation checkpointing each block's input plus one block's),
 at the full ``max_length`` (an upper bound: skipped padding only
 helps). Time per step: ``6 N T`` FLOPs for N non-embedding parameters and T tokens of the global
 batch, at an assumed utilisation of the accelerators' peak. The shape comes from the model's
@@ -37,7 +39,7 @@ class ModelShape:
         return self.total - self.embedding
 
 
-def shape_of(path: str, num_layers: int | None = None) -> ModelShape:
+def shape_of(path: str, num_layers: int | None = None, *, trust_remote_code: bool = False) -> ModelShape:
     """Parameter counts and sizes from a Hugging Face configuration (meta device: no weights)."""
     import torch
     from torch import nn
@@ -47,7 +49,7 @@ def shape_of(path: str, num_layers: int | None = None) -> ModelShape:
     from scaling.models.cards import card_for
 
     try:
-        config = AutoConfig.from_pretrained(path, local_files_only=offline())
+        config = AutoConfig.from_pretrained(path, local_files_only=offline(), trust_remote_code=trust_remote_code)
     except (OSError, ValueError):
         card = card_for(path)  # offline, or a head node without the weights: the model card's architecture
         if card is None:
@@ -56,7 +58,7 @@ def shape_of(path: str, num_layers: int | None = None) -> ModelShape:
     if num_layers is not None:
         config.num_hidden_layers = num_layers
     with torch.device("meta"):
-        model = AutoModel.from_config(config)
+        model = AutoModel.from_config(config, trust_remote_code=trust_remote_code)
     total = sum(p.numel() for p in model.parameters())
     embedding = sum(p.numel() for m in model.modules() if isinstance(m, nn.Embedding) for p in m.parameters())
     return ModelShape(total, embedding, int(config.hidden_size), int(config.num_hidden_layers),
@@ -75,7 +77,7 @@ def shape_for(encoder: EncoderConfig) -> ModelShape:
         cfg = model.backbone.config
         return ModelShape(counts["total"], counts["total"] - counts["non_embedding"], cfg.hidden_size,
                           cfg.num_hidden_layers, cfg.num_attention_heads)
-    return shape_of(family.weights_path(encoder), encoder.num_layers)
+    return shape_of(family.weights_path(encoder), encoder.num_layers, trust_remote_code=encoder.trust_remote_code)
 
 
 @dataclass(frozen=True)
@@ -96,29 +98,34 @@ class Estimate:
         return f"~{self.total / GB:.2f} GB per worker ({parts}), ~{step} per step at the assumed utilisation"
 
 
-def estimate(shape: ModelShape, cfg: TrainConfig, *, trainable: int | None = None, weight_bytes: int = 4,
+def estimate(shape: ModelShape, cfg: TrainConfig, *, trainable: int | None = None, weight_bytes: int | None = None,
              tflops: float = 312.0, utilisation: float = 0.4) -> Estimate:
     """``trainable``: parameters that train (default: all but frozen word embeddings; LoRA: the
-    adapter). ``weight_bytes``: 4 for fp32 weights, 2 for bf16/fp16 (fp32 master copies added).
-    On GPUs activations are bf16 (autocast); on CPU fp32."""
+    adapter, on top of the frozen base). ``weight_bytes``: bytes of a frozen weight and of an
+    activation value (default: ``encoder.dtype``'s, 4 for fp32 and 2 for bf16/fp16)."""
+    from scaling.models.precision import torch_dtype
+
+    value_bytes = weight_bytes or torch_dtype(cfg.encoder.dtype).itemsize
+    lora = cfg.encoder.lora is not None
     if trainable is None:
         trainable = shape.total - (shape.embedding if cfg.encoder.freeze_word_embeddings else 0)
-        if cfg.encoder.lora is not None:  # r x (in + out) per targeted square projection, three per layer
+        if lora:  # r x (in + out) per targeted square projection, three per layer
             trainable = 3 * shape.layers * cfg.encoder.lora.r * 2 * shape.hidden
+    frozen = shape.total if lora else shape.total - trainable
+    autocast_copies = trainable * value_bytes if value_bytes < 4 else 0
+    weights = frozen * value_bytes + trainable * 4 + autocast_copies
     local = cfg.sampler.batch_size // cfg.run.num_workers
     rows = 2 * local if cfg.loss.chunk_size is None else min(cfg.loss.chunk_size, local)
     s = cfg.encoder.max_length
-    value_bytes = 2 if weight_bytes == 2 or cfg.run.gpus_per_worker > 0 else 4
     per_token_layer = (34 * shape.hidden + 5 * shape.heads * s) * value_bytes / 2
     if cfg.encoder.gradient_checkpointing:  # each block's input kept, one block's activations alive at a time
         activations = rows * s * (shape.layers * shape.hidden * value_bytes + per_token_layer)
     else:
         activations = rows * s * shape.layers * per_token_layer
-    master = trainable * 4 if weight_bytes < 4 else 0
     tokens = 2 * cfg.sampler.batch_size * s
     flops = (8 if cfg.encoder.gradient_checkpointing else 6) * shape.non_embedding * tokens  # + one recomputed forward
     step = flops / (cfg.run.num_workers * tflops * 1e12 * utilisation)
-    return Estimate(shape.total * weight_bytes, trainable * 4, trainable * 8 + master, activations, step)
+    return Estimate(weights, trainable * 4, trainable * 8, activations, step)
 
 
 def lever_for(cfg: TrainConfig, shape: ModelShape, budget_gb: float, **kwargs) -> str:

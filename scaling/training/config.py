@@ -83,6 +83,11 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
+    def __post_init__(self) -> None:
+        from scaling.models.precision import check_device
+
+        check_device(self.encoder.dtype, self.run.gpus_per_worker)  # fp16 without a GPU, before Ray
+
     def to_dict(self) -> dict[str, Any]:
         return {f.name: _section_dict(getattr(self, f.name)) for f in fields(self)}
 

@@ -14,6 +14,7 @@ import torch
 import torch.distributed as dist
 
 from scaling.models.encoder import DualEncoder
+from scaling.models.precision import autocast
 from scaling.training.config import OptimConfig
 from scaling.training.loss import InfoNCELoss
 
@@ -57,17 +58,25 @@ class TrainStep:
         self.optimizer = torch.optim.AdamW(self.params, lr=optim.lr, weight_decay=optim.weight_decay, fused=optim.fused)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
                                                            linear_schedule(optim.warmup_steps, optim.max_steps))
-        self.bf16 = device.type == "cuda"
+        self.device, self.dtype = device, encoder.config.dtype
+        # fp16's narrow range: gradients scaled up before backward, unscaled before clipping, and
+        # a step with an overflow skipped (all workers alike: the all-reduce spreads an inf)
+        self.scaler = torch.amp.GradScaler(device.type) if self.dtype == "fp16" else None
         self.forward = torch.compile(encoder, dynamic=True) if compile else encoder
+
+    def scaled(self, loss: torch.Tensor) -> torch.Tensor:
+        return self.scaler.scale(loss) if self.scaler is not None else loss
 
     def backward(self, q_ids, q_mask, p_ids, p_mask) -> tuple[torch.Tensor, float]:
         """Loss of the local batch, gradients accumulated into the parameters; and when the
         forward phase ended (for the phase timings)."""
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
+        # the encoder computes under autocast in encoder.dtype; one outer context makes the
+        # query and passage graphs share autocast's 16-bit copy of each fp32 weight
+        with autocast(self.dtype, self.device):
             q, p = self.forward(q_ids, q_mask), self.forward(p_ids, p_mask)
         loss = self.loss_fn(q.float(), p.float())
         t_forward = time.perf_counter()
-        loss.backward()
+        self.scaled(loss).backward()
         return loss, t_forward
 
     def __call__(self, q_ids, q_mask, p_ids, p_mask, started: float) -> StepResult:
@@ -76,10 +85,16 @@ class TrainStep:
         self.optimizer.zero_grad(set_to_none=True)
         loss, t_forward = self.backward(q_ids, q_mask, p_ids, p_mask)
         average_gradients(self.params, self.world)
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
         if self.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
         t_backward = time.perf_counter()
-        self.optimizer.step()
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
         self.scheduler.step()
         t_end = time.perf_counter()
         return StepResult(loss.detach(), dict(zip(PHASES, (t_data - started, t_forward - t_data,
@@ -90,11 +105,16 @@ class TrainStep:
         return self.scheduler.get_last_lr()[0]
 
     def state_dict(self) -> dict:
-        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+        state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
 
 
 def _rng_state(device: torch.device) -> tuple:
@@ -108,11 +128,13 @@ def _set_rng_state(state: tuple, device: torch.device) -> None:
 
 
 def _chunks(ids: torch.Tensor, mask: torch.Tensor, size: int):
-    """Row chunks, each cut to its own longest sequence (less padding to carry)."""
+    """Row chunks, each cut to its own longest sequence (less padding to carry): the columns
+    any row uses, which is a prefix under right padding and a suffix under left padding."""
     for start in range(0, len(ids), size):
         m = mask[start:start + size]
-        width = int(m.sum(1).max())
-        yield ids[start:start + size, :width], m[:, :width]
+        used = m.any(0).nonzero().squeeze(1)
+        cols = slice(int(used[0]), int(used[-1]) + 1)
+        yield ids[start:start + size, cols], m[:, cols]
 
 
 class CachedTrainStep(TrainStep):
@@ -125,7 +147,6 @@ class CachedTrainStep(TrainStep):
     def __init__(self, *args, chunk_size: int, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.chunk_size = chunk_size
-        self.device = kwargs["device"]
 
     def backward(self, q_ids, q_mask, p_ids, p_mask) -> tuple[torch.Tensor, float]:
         parts = [chunk for ids, mask in ((q_ids, q_mask), (p_ids, p_mask)) for chunk in _chunks(ids, mask, self.chunk_size)]
@@ -134,20 +155,18 @@ class CachedTrainStep(TrainStep):
         with torch.no_grad():
             for ids, mask in parts:
                 states.append(_rng_state(self.device))
-                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
-                    embeddings.append(self.forward(ids, mask).float())
+                embeddings.append(self.forward(ids, mask).float())
         after = _rng_state(self.device)
         q = torch.cat(embeddings[:n_query_chunks]).requires_grad_()
         p = torch.cat(embeddings[n_query_chunks:]).requires_grad_()
         loss = self.loss_fn(q, p)
         t_forward = time.perf_counter()
-        loss.backward()  # gradients of the loss with respect to every embedding (gathered negatives included)
+        self.scaled(loss).backward()  # gradients with respect to every embedding (gathered negatives included)
         grads = list(q.grad.split([len(c[0]) for c in parts[:n_query_chunks]])) + \
             list(p.grad.split([len(c[0]) for c in parts[n_query_chunks:]]))
         for (ids, mask), state, grad in zip(parts, states, grads):
             _set_rng_state(state, self.device)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
-                out = self.forward(ids, mask).float()
+            out = self.forward(ids, mask).float()
             out.backward(grad)
         _set_rng_state(after, self.device)
         return loss, t_forward

@@ -16,16 +16,15 @@ class TokenizedCorpus:
     queries: list[list[int]]
     passages: list[list[int]]
     pad_id: int
+    left: bool = False  # the tokenizer pads on the left
 
     def batch(self, rows: np.ndarray, which: str) -> tuple[torch.Tensor, torch.Tensor]:
         source = self.queries if which == "query" else self.passages
-        return pad_batch([source[int(r)] for r in rows], self.pad_id)
+        return pad_batch([source[int(r)] for r in rows], self.pad_id, left=self.left)
 
 
 def tokenize_corpus(encoder: DualEncoder, corpus: ParallelCorpus) -> TokenizedCorpus:
-    tok, cfg = encoder.tokenizer, encoder.config
-    q = tok([cfg.query_prefix + t for t in corpus.table.column("query").to_pylist()], truncation=True,
-            max_length=cfg.max_length)["input_ids"]
-    p = tok([cfg.passage_prefix + t for t in corpus.table.column("passage").to_pylist()], truncation=True,
-            max_length=cfg.max_length)["input_ids"]
-    return TokenizedCorpus(q, p, encoder.pad_id)
+    """Through ``DualEncoder.token_ids``: the instruction, prefixes and EOS exactly as evaluation applies them."""
+    q = encoder.token_ids(corpus.table.column("query").to_pylist(), "query")
+    p = encoder.token_ids(corpus.table.column("passage").to_pylist(), "passage")
+    return TokenizedCorpus(q, p, encoder.pad_id, encoder.left_padding)

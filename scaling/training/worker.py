@@ -21,6 +21,7 @@ import torch.distributed as dist
 
 from scaling.models.encoder import DualEncoder
 from scaling.models.families import family_for
+from scaling.models.precision import check_runs_on
 from scaling.plan import TrialPlan
 from scaling.samplers import make_sampler
 from scaling.training import checkpoint as ckpt
@@ -47,6 +48,7 @@ class WorkerRun:
         corpus = plan.read_corpus()
         self.sampler = make_sampler(cfg.sampler, corpus, cfg.data.languages)
         self.family = family_for(cfg.encoder.model)
+        check_runs_on(cfg.encoder.dtype, ctx.device)  # torch's capability check, on the worker's own device
         self.encoder: DualEncoder = self.family.build(cfg.encoder).to(ctx.device)
         self.tokens = tokenize_corpus(self.encoder, corpus)
         self.step_fn = make_step(self.encoder, cfg.optim, InfoNCELoss(cfg.loss), world=ctx.world, device=ctx.device,

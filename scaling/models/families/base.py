@@ -52,6 +52,29 @@ def weights_fingerprint(module: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
+def check_model_settings(config: EncoderConfig, *, path: str | None = None, model_class: type | None = None) -> None:
+    """The loading settings every family checks before Ray: the attention implementation is
+    installed, a folder needing its own code has ``trust_remote_code``, and ``bidirectional`` can
+    be honoured by the architecture (``model_class``, or read from ``path``'s configuration)."""
+    from scaling.models.attention import (
+        check_attention_available,
+        check_bidirectional_class,
+        check_bidirectional_of,
+        check_causal_flag,
+        check_remote_code,
+    )
+
+    check_attention_available(config.attn_implementation)
+    if path is not None:
+        check_remote_code(path, config.trust_remote_code, config.model)
+        check_causal_flag(path, config.bidirectional, config.model)
+    if config.bidirectional:
+        if model_class is not None:
+            check_bidirectional_class(model_class, config.model)
+        elif path is not None:
+            check_bidirectional_of(path, config.model, config.trust_remote_code)
+
+
 class ModelFamily:
     """The default family: a Hugging Face hub name or a local model folder."""
 
@@ -61,7 +84,9 @@ class ModelFamily:
         return True
 
     def check(self, config: EncoderConfig) -> None:
-        """Refuse, before Ray starts, a model that cannot be found (the message names the setting)."""
+        """Refuse, before Ray starts, a model that cannot be found or loaded as configured
+        (the message names the setting)."""
+        check_model_settings(config, path=config.model)
 
     def materialise(self, config: EncoderConfig, *, texts: Sequence[str], seed: int, folder: Path) -> EncoderConfig:
         """Driver side, once per trial: prepare what every worker must share; returns the

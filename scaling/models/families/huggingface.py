@@ -6,7 +6,7 @@ from pathlib import Path
 
 from scaling.data.remote import offline
 from scaling.models.encoder import EncoderConfig
-from scaling.models.families.base import ModelFamily
+from scaling.models.families.base import ModelFamily, check_model_settings
 
 
 class HuggingFaceFamily(ModelFamily):
@@ -15,6 +15,7 @@ class HuggingFaceFamily(ModelFamily):
     def check(self, config: EncoderConfig) -> None:
         model = config.model
         if Path(model).expanduser().exists():
+            check_model_settings(config, path=model)
             return
         looks_like_path = model.startswith(("/", ".", "~")) or model.count("/") > 1 or (
             "/" in model and Path(model.split("/")[0]).is_dir())
@@ -23,6 +24,7 @@ class HuggingFaceFamily(ModelFamily):
         if offline():
             raise ValueError(f"encoder.model {model!r} is not a local folder, and downloads are off "
                              "(SCALING_OFFLINE/HF_HUB_OFFLINE)")
+        check_model_settings(config, path=model)
 
 
 def _register() -> None:

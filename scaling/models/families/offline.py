@@ -10,7 +10,7 @@ from typing import Sequence
 
 from scaling.data.remote import offline
 from scaling.models.encoder import DualEncoder, EncoderConfig, load_hf_encoder
-from scaling.models.families.base import ModelFamily
+from scaling.models.families.base import ModelFamily, check_model_settings
 from scaling.models.offline_e5 import HUB_NAME, OFFLINE_NAMES, ensure_offline_e5, packaged_files
 
 log = logging.getLogger(__name__)
@@ -26,8 +26,11 @@ class OfflineE5Family(ModelFamily):
         return model != HUB_NAME or offline()
 
     def check(self, config: EncoderConfig) -> None:
+        from transformers import XLMRobertaModel
+
         if self._uses_package(config.model):
             packaged_files()  # OfflineModelMissing says how to install the offline extra
+        check_model_settings(config, model_class=XLMRobertaModel)
 
     def materialise(self, config: EncoderConfig, *, texts: Sequence[str], seed: int, folder: Path) -> EncoderConfig:
         if self._uses_package(config.model):

@@ -5,12 +5,12 @@ so every worker (and a resumed run) starts from the same weights and vocabulary.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Sequence
 
 from scaling.models.encoder import DualEncoder, EncoderConfig
-from scaling.models.families.base import ModelFamily
+from scaling.models.families.base import ModelFamily, check_model_settings
 
 
 class TinyFamily(ModelFamily):
@@ -25,20 +25,32 @@ class TinyFamily(ModelFamily):
 
         return tiny_encoder
 
+    def _model_class(self):
+        from transformers import BertModel
+
+        return BertModel
+
     def check(self, config: EncoderConfig) -> None:
         from scaling.models.tiny import parse_tiny_spec
 
         parse_tiny_spec(config.model)
+        check_model_settings(config, model_class=self._model_class())
 
     def instantiate(self, config: EncoderConfig, texts: Sequence[str] = (), seed: int = 0) -> DualEncoder:
+        """In memory, with every setting of ``config`` (dtype, attention, LoRA...)."""
         from scaling.models.tiny import parse_tiny_spec
 
-        return self._builder()(texts, seed=seed, **parse_tiny_spec(config.model), pooling=config.pooling,
-                            max_length=config.max_length, query_prefix=config.query_prefix,
-                            passage_prefix=config.passage_prefix)
+        settings = {f.name: getattr(config, f.name) for f in fields(config) if f.name != "model"}
+        return self._builder()(texts, seed=seed, **parse_tiny_spec(config.model), **settings)
 
     def materialise(self, config: EncoderConfig, *, texts: Sequence[str], seed: int, folder: Path) -> EncoderConfig:
-        init = self.instantiate(config, texts, seed).save(Path(folder) / "init_model")
+        """The initial weights, saved in full and in fp32 (workers apply depth, LoRA, dtype... on loading)."""
+        from scaling.models.tiny import parse_tiny_spec
+
+        plain = self._builder()(texts, seed=seed, **parse_tiny_spec(config.model), pooling=config.pooling,
+                                max_length=config.max_length, query_prefix=config.query_prefix,
+                                passage_prefix=config.passage_prefix)
+        init = plain.save(Path(folder) / "init_model")
         return replace(config, model=str(init))
 
     def build(self, config: EncoderConfig) -> DualEncoder:
@@ -56,6 +68,11 @@ class TinyDecoderFamily(TinyFamily):
         from scaling.models.tiny import tiny_decoder
 
         return tiny_decoder
+
+    def _model_class(self):
+        from transformers import LlamaModel
+
+        return LlamaModel
 
 
 def _register() -> None:
