@@ -212,3 +212,114 @@ def test_a_model_without_findable_blocks_is_refused_for_fsdp_before_ray(tmp_path
     with pytest.raises(ValueError, match="run.sharding: fsdp needs the transformer blocks of .*distilbert"):
         plan_run(cfg)
     plan_run(cfg.with_overrides(["run.sharding=none"]))  # the same model plans without sharding
+
+
+# ---- the worker loop on 2 ranks: DCP resume state, held-out loss on every rank, final folder --------
+
+LOOP = {"encoder": {"model": "tiny-llama:hidden=32,layers=2", "pooling": "last", "query_prefix": "",
+                    "passage_prefix": "", "max_length": 24},
+        "sampler": {"strategy": "hybrid", "batch_size": 8, "seed": 3},
+        "optim": {"lr": 1e-2, "warmup_steps": 1, "max_steps": 5},
+        "data": {"train": ["parallel-qa:train"], "heldout": "parallel-qa:eval"},
+        "run": {"num_workers": 2, "sharding": "fsdp", "report_every": 1, "checkpoint_every": 2, "heldout_steps": 1,
+                "heldout_every": 2}}
+LOOP_CASES = {"full": {}, "lora": {"lora": {"r": 4, "target_modules": ["q_proj", "v_proj", "down_proj"]}}}
+
+
+def _loop_worker(rank, world, port, plans, root):
+    from scaling.plan import TrialPlan
+    from scaling.training.context import LocalWorker
+    from scaling.training.worker import run_worker
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    for name, runs in plans.items():
+        for label, location in runs.items():
+            ctx = LocalWorker(Path(root) / name / label, rank, world)
+            try:  # run.fail_at_step raises on every worker; then the run restarts, as Ray Train restarts it
+                run_worker(TrialPlan.read(location), ctx)
+            except RuntimeError as exc:
+                assert label == "broken" and "simulated worker failure" in str(exc)
+                run_worker(TrialPlan.read(location), ctx)
+            dist.barrier()
+    dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def loops(tmp_path_factory):
+    from scaling.training.trainer import plan_run
+
+    root = tmp_path_factory.mktemp("fsdp-loop")
+    plans = {}
+    for name, extra in LOOP_CASES.items():
+        cfg = TrainConfig.from_dict({**LOOP, "encoder": {**LOOP["encoder"], **extra},
+                                     "run": {**LOOP["run"], "storage_path": str(root / "runs" / name)}})
+        plans[name] = {"straight": plan_run(cfg).location,
+                       "broken": plan_run(cfg.with_overrides(["run.fail_at_step=3"])).location}
+        if name == "full":  # the same run replicated (all-reduced gradients), for reference
+            plans[name]["replicated"] = plan_run(cfg.with_overrides(["run.sharding=none"])).location
+    mp.start_processes(_loop_worker, args=(2, _free_port(), plans, str(root)), nprocs=2, start_method="spawn")
+    return root
+
+
+def _checkpoints(folder: Path) -> list[Path]:
+    return sorted(folder.glob("checkpoint_*"))
+
+
+def _final_weights(folder: Path) -> dict:
+    from scaling.training.outcome import MODEL_FOLDER
+
+    return DualEncoder.load(_checkpoints(folder)[-1] / MODEL_FOLDER).backbone.state_dict()
+
+
+def test_a_sharded_run_through_the_worker_loop_equals_the_replicated_run(loops):
+    from scaling.training.outcome import TrainOutcome
+
+    sharded, replicated = (TrainOutcome.read(_checkpoints(loops / "full" / k)[-1]) for k in ("straight", "replicated"))
+    assert [h["loss"] for h in sharded.history] == pytest.approx([h["loss"] for h in replicated.history], rel=1e-4)
+    assert sharded.metrics["heldout_loss_xy"] == pytest.approx(replicated.metrics["heldout_loss_xy"], rel=1e-4)
+    assert sharded.metrics["heldout_loss_xx"] == pytest.approx(replicated.metrics["heldout_loss_xx"], rel=1e-4)
+    assert sharded.parameters == replicated.parameters
+    w1, w2 = _final_weights(loops / "full" / "straight"), _final_weights(loops / "full" / "replicated")
+    assert w1.keys() == w2.keys()
+    for key in w1:
+        torch.testing.assert_close(w1[key], w2[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+@pytest.mark.parametrize("name", list(LOOP_CASES))
+def test_a_sharded_run_failing_at_a_step_resumes_from_its_dcp_checkpoint(loops, name):
+    import torch.distributed.checkpoint as dcp
+
+    from scaling.training.outcome import MODEL_FOLDER, TrainOutcome
+    from scaling.training.sharding import DCP_FOLDER
+
+    straight, broken = _checkpoints(loops / name / "straight"), _checkpoints(loops / name / "broken")
+    a, b = TrainOutcome.read(straight[-1]), TrainOutcome.read(broken[-1])
+    assert a.metrics["resumed_from"] == -1 and b.metrics["resumed_from"] == 2
+    assert [h["step"] for h in b.history] == [1, 2, 3, 4, 5]
+    assert [h["loss"] for h in a.history] == pytest.approx([h["loss"] for h in b.history], rel=1e-5)
+    assert a.history[-1]["loss"] != a.history[0]["loss"]
+    # the held-out loss (every rank takes part in its forward passes) in the curve and at the end
+    assert [h["step"] for h in a.history if "heldout_loss_xy" in h] == [2, 4]
+    assert a.metrics["heldout_loss_xy"] == pytest.approx(b.metrics["heldout_loss_xy"], rel=1e-5)
+    # the resume state: both ranks' shards, their RNG, no model or optimizer in state.pt
+    resume = straight[0]
+    state = torch.load(resume / "state.pt", weights_only=False)
+    assert state["model"] == {} and "optimizer" not in state and state["step"] == 2
+    assert {p.name for p in (resume / DCP_FOLDER).glob("*.distcp")} == {"__0_0.distcp", "__1_0.distcp"}
+    assert (resume / "rng-0.pt").is_file() and (resume / "rng-1.pt").is_file()
+    keys = dcp.FileSystemReader(str(resume / DCP_FOLDER)).read_metadata().state_dict_metadata
+    model_keys = [k for k in keys if k.startswith("model.")]
+    assert model_keys and any(k.startswith("optimizer.state.") for k in keys)
+    if name == "lora":  # the adapter and its optimizer only
+        assert all("lora_" in k for k in model_keys)
+    # the final folders: the family's format, equal weights
+    first, second = (DualEncoder.load(c / MODEL_FOLDER) for c in (straight[-1], broken[-1]))
+    if name == "lora":
+        assert (straight[-1] / MODEL_FOLDER / "adapter_model.safetensors").is_file()
+        assert a.parameters["adapter"] == a.parameters["trainable"] < a.parameters["total"]
+    else:
+        assert a.parameters["trainable"] == a.parameters["total"]
+    w1, w2 = first.backbone.state_dict(), second.backbone.state_dict()
+    assert w1.keys() == w2.keys()
+    for key in w1:
+        torch.testing.assert_close(w1[key], w2[key], rtol=1e-5, atol=1e-6, msg=key)
