@@ -323,3 +323,25 @@ def test_a_sharded_run_failing_at_a_step_resumes_from_its_dcp_checkpoint(loops, 
     assert w1.keys() == w2.keys()
     for key in w1:
         torch.testing.assert_close(w1[key], w2[key], rtol=1e-5, atol=1e-6, msg=key)
+
+
+# ---- the memory planner -------------------------------------------------------------------------
+
+def test_the_planner_divides_weights_gradients_and_optimizer_states_by_the_workers():
+    from scaling.plan.memory import GB, ModelShape, estimate, lever_for
+
+    shape = ModelShape(total=1_000_000, embedding=200_000, hidden=64, layers=4, heads=4)
+    base = TrainConfig.from_dict({"sampler": {"batch_size": 4}, "encoder": {"max_length": 8},
+                                  "run": {"num_workers": 4}})
+    fsdp = base.with_overrides(["run.sharding=fsdp"])
+    whole, sharded = estimate(shape, base), estimate(shape, fsdp)
+    assert (whole.weights, whole.gradients, whole.optimizer) == (4e6, 4e6, 8e6)  # fp32 weights, grads, 2 moments
+    block = 800_000 / 4  # non-embedding parameters per block; two are gathered at a time
+    assert sharded.weights == 4e6 / 4 + 2 * block * 4
+    assert sharded.gradients == 4e6 / 4 + 2 * 4e6 / 4
+    assert sharded.optimizer == 8e6 / 4 and sharded.activations == whole.activations
+    budget = (sharded.total + whole.total) / 2 / GB  # chunks or checkpointing cannot close this gap; sharding does
+    assert lever_for(base, shape, budget) == "set run.sharding: fsdp"
+    alone = base.with_overrides(["run.num_workers=1"])
+    assert "run.num_workers >= 2 and run.sharding: fsdp" in lever_for(alone, shape, budget / 4)
+    assert "more than 4 workers" in lever_for(fsdp, shape, 1e6 / GB)  # below the sharded weights alone
