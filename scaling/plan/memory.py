@@ -11,14 +11,16 @@ under gradient caching), per layer and token about ``34 h + 5 a s`` 16-bit value
 (Korthikanti et al. 2022; twice that in fp32; with activation checkpointing each block's input plus one block's),
 at the full ``max_length`` (an upper bound: skipped padding only
 helps). Time per step: ``6 N T`` FLOPs for N non-embedding parameters and T tokens of the global
-batch, at an assumed utilisation of the accelerators' peak. The shape comes from the model's
+batch, at an assumed utilisation of the accelerators' peak. Under ``run.sharding: fsdp``
+weights, gradients and optimizer states are divided by the workers, plus two gathered blocks.
+The shape comes from the model's
 configuration, built on the meta device (no weights read); a hub name with no configuration at hand
 (offline) uses its model card (``scaling.models.cards``); for others the estimate says it is unknown.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from scaling.models.encoder import EncoderConfig
 from scaling.training.config import TrainConfig
@@ -125,19 +127,36 @@ def estimate(shape: ModelShape, cfg: TrainConfig, *, trainable: int | None = Non
     tokens = 2 * cfg.sampler.batch_size * s
     flops = (8 if cfg.encoder.gradient_checkpointing else 6) * shape.non_embedding * tokens  # + one recomputed forward
     step = flops / (cfg.run.num_workers * tflops * 1e12 * utilisation)
-    return Estimate(weights, trainable * 4, trainable * 8, activations, step)
+    return _sharded(Estimate(weights, trainable * 4, trainable * 8, activations, step), shape, cfg, value_bytes)
+
+
+def _sharded(est: Estimate, shape: ModelShape, cfg: TrainConfig, weight_bytes: int) -> Estimate:
+    """``run.sharding: fsdp``: each worker keeps 1/N of the weights, gradients and optimizer
+    states, plus the blocks being gathered at a time (FSDP2 prefetches the next one: two blocks'
+    full weights, and their full gradients before the reduce-scatter)."""
+    if cfg.run.sharding != "fsdp":
+        return est
+    n = cfg.run.num_workers
+    block = shape.non_embedding / max(1, shape.layers)
+    gathered_grads = 2 * est.gradients / max(1, shape.layers)  # the trainable share of two blocks
+    return replace(est, weights=est.weights / n + 2 * block * weight_bytes, gradients=est.gradients / n + gathered_grads,
+                   optimizer=est.optimizer / n)
 
 
 def lever_for(cfg: TrainConfig, shape: ModelShape, budget_gb: float, **kwargs) -> str:
     """The first lever that brings the estimate under ``budget_gb``, or what remains short."""
-    from dataclasses import replace
-
     options = []
     if cfg.loss.chunk_size is None:
         options.append(("loss.chunk_size: 8", replace(cfg, loss=replace(cfg.loss, chunk_size=8))))
     if not cfg.encoder.gradient_checkpointing:
         options.append(("encoder.gradient_checkpointing: true",
                         replace(cfg, encoder=replace(cfg.encoder, gradient_checkpointing=True))))
+    if cfg.run.sharding == "none" and cfg.run.num_workers > 1:  # exact, like the two above: before LoRA
+        fsdp = replace(cfg, run=replace(cfg.run, sharding="fsdp"))
+        options.append(("run.sharding: fsdp", fsdp))
+        options.append(("run.sharding: fsdp with loss.chunk_size: 8 and encoder.gradient_checkpointing: true",
+                        replace(fsdp, loss=replace(cfg.loss, chunk_size=cfg.loss.chunk_size or 8),
+                                encoder=replace(cfg.encoder, gradient_checkpointing=True))))
     if cfg.encoder.lora is None:
         from scaling.models.lora import LoraSettings
 
@@ -148,4 +167,7 @@ def lever_for(cfg: TrainConfig, shape: ModelShape, budget_gb: float, **kwargs) -
     for name, option in options:
         if estimate(shape, option, **kwargs).total / GB <= budget_gb:
             return f"set {name}"
-    return "no single lever fits it: use more GPU memory per worker (sharding is not available yet)"
+    if cfg.run.sharding == "none":
+        return ("no single lever fits it: shard over more workers (run.num_workers >= 2 and run.sharding: fsdp; "
+                "each worker then holds 1/N of weights, gradients and optimizer states) or use more GPU memory per worker")
+    return f"no single lever fits it: shard over more than {cfg.run.num_workers} workers or use more GPU memory per worker"

@@ -12,6 +12,7 @@ from scaling.models.encoder import EncoderConfig
 from scaling.names import closest
 from scaling.samplers import SamplerConfig
 from scaling.training.loss import LossConfig
+from scaling.training.sharding import SHARDINGS
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class RunConfig:
     fail_by: str = "raise"  # how: "raise" an error on every worker, or "kill" the last worker's process
     torch_threads: int | None = None  # per worker; Ray otherwise gives a worker as many as its CPUs
     compile: bool = False  # torch.compile the backbone (dynamic shapes)
+    sharding: str = "none"  # "fsdp": FSDP2 shards weights, gradients and optimizer states over the workers
 
     def __post_init__(self) -> None:
         if self.num_workers < 1:
@@ -69,6 +71,11 @@ class RunConfig:
             raise ValueError("run.report_every and run.checkpoint_every must be >= 1")
         if self.fail_by not in ("raise", "kill"):
             raise ValueError(f"run.fail_by must be 'raise' or 'kill', not {self.fail_by!r}")
+        if self.sharding not in SHARDINGS:
+            raise ValueError(f"run.sharding must be one of {list(SHARDINGS)}, not {self.sharding!r}")
+        if self.sharding == "fsdp" and self.num_workers < 2:
+            raise ValueError(f"run.sharding: fsdp shards the model over the workers, but run.num_workers is "
+                             f"{self.num_workers}; set run.num_workers >= 2 or run.sharding: none")
         if self.heldout_every < 0 or self.heldout_every % self.report_every:
             raise ValueError(f"run.heldout_every ({self.heldout_every}) must be 0 or a multiple of run.report_every "
                              f"({self.report_every}): the held-out loss is recorded with the curve's points")

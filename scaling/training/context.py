@@ -59,10 +59,12 @@ class RayWorker(WorkerContext):
 
 
 class LocalWorker(WorkerContext):
-    """One rank in this process; each checkpoint is copied to ``root/checkpoint_<n>``."""
+    """One rank in this process; each checkpoint is copied to ``root/checkpoint_<n>``. Several
+    processes (``rank`` of ``world``, a process group already set up) merge their files into the
+    same folders, as Ray Train merges its workers'."""
 
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
+    def __init__(self, root: str | Path, rank: int = 0, world: int = 1) -> None:
+        self.root, self.rank, self.world = Path(root), rank, world
         self.reports: list[dict] = []
         self.saved: list[Path] = []
 
@@ -74,7 +76,7 @@ class LocalWorker(WorkerContext):
         self.reports.append(dict(metrics))
         if folder is not None:
             target = self.root / f"checkpoint_{len(self.saved):06d}"
-            shutil.copytree(folder, target)
+            shutil.copytree(folder, target, dirs_exist_ok=self.world > 1)
             self.saved.append(target)
 
 

@@ -2,7 +2,8 @@
 
 The unit a gradient-cached or sharded step replaces. Queries and passages take separate forward
 passes, so gradients are averaged over workers explicitly after backward (one flat all-reduce)
-instead of through DDP hooks, which allow one forward per backward.
+instead of through DDP hooks, which allow one forward per backward. Under FSDP (``sharded``)
+the sharding averages them itself and the all-reduce is skipped.
 """
 
 from __future__ import annotations
@@ -52,8 +53,9 @@ class TrainStep:
     """Owns the optimizer and schedule of one worker's encoder."""
 
     def __init__(self, encoder: DualEncoder, optim: OptimConfig, loss_fn: InfoNCELoss, *, world: int,
-                 device: torch.device, compile: bool = False) -> None:
+                 device: torch.device, compile: bool = False, sharded: bool = False) -> None:
         self.encoder, self.loss_fn, self.world, self.grad_clip = encoder, loss_fn, world, optim.grad_clip
+        self.sharded = sharded  # FSDP reduce-scatters (averages) the gradients in backward
         self.params = [p for p in encoder.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.params, lr=optim.lr, weight_decay=optim.weight_decay, fused=optim.fused)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
@@ -84,10 +86,11 @@ class TrainStep:
         t_data = time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
         loss, t_forward = self.backward(q_ids, q_mask, p_ids, p_mask)
-        average_gradients(self.params, self.world)
+        if not self.sharded:
+            average_gradients(self.params, self.world)
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
-        if self.grad_clip > 0:
+        if self.grad_clip > 0:  # on DTensors (sharded) the norm is the global one
             torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
         t_backward = time.perf_counter()
         if self.scaler is not None:
@@ -173,9 +176,10 @@ class CachedTrainStep(TrainStep):
 
 
 def make_step(encoder: DualEncoder, optim: OptimConfig, loss_fn: InfoNCELoss, *, world: int, device: torch.device,
-              compile: bool = False) -> TrainStep:
+              compile: bool = False, sharded: bool = False) -> TrainStep:
     """The plain step, or the gradient-cached one when ``loss.chunk_size`` is set."""
     chunk = loss_fn.config.chunk_size
     if chunk is None:
-        return TrainStep(encoder, optim, loss_fn, world=world, device=device, compile=compile)
-    return CachedTrainStep(encoder, optim, loss_fn, world=world, device=device, compile=compile, chunk_size=chunk)
+        return TrainStep(encoder, optim, loss_fn, world=world, device=device, compile=compile, sharded=sharded)
+    return CachedTrainStep(encoder, optim, loss_fn, world=world, device=device, compile=compile, sharded=sharded,
+                           chunk_size=chunk)

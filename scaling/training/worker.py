@@ -25,6 +25,7 @@ from scaling.models.precision import check_runs_on
 from scaling.plan import TrialPlan
 from scaling.samplers import make_sampler
 from scaling.training import checkpoint as ckpt
+from scaling.training import sharding
 from scaling.training.context import WorkerContext
 from scaling.training.faults import FaultInjection
 from scaling.training.heldout import HeldoutSet
@@ -49,16 +50,22 @@ class WorkerRun:
         self.sampler = make_sampler(cfg.sampler, corpus, cfg.data.languages)
         self.family = family_for(cfg.encoder.model)
         check_runs_on(cfg.encoder.dtype, ctx.device)  # torch's capability check, on the worker's own device
-        self.encoder: DualEncoder = self.family.build(cfg.encoder).to(ctx.device)
+        self.sharded = cfg.run.sharding == "fsdp"
+        self.encoder: DualEncoder = self.family.build(cfg.encoder)
+        if self.sharded:  # before the optimizer exists; the same initial weights are built on every worker
+            sharding.shard(self.encoder)  # moves each block to the worker's device as it shards it
+        else:
+            self.encoder.to(ctx.device)
         self.tokens = tokenize_corpus(self.encoder, corpus)
         self.step_fn = make_step(self.encoder, cfg.optim, InfoNCELoss(cfg.loss), world=ctx.world, device=ctx.device,
-                                 compile=cfg.run.compile)
-        if ctx.world > 1:  # identical start on every worker
+                                 compile=cfg.run.compile, sharded=self.sharded)
+        if ctx.world > 1 and not self.sharded:  # identical start on every worker
             for p in self.encoder.parameters():
                 dist.broadcast(p.data, src=0)
+        # sharded, every worker takes part in each forward pass: all compute the held-out loss
         self.heldout = HeldoutSet(self.encoder, plan.read_heldout(), name=str(cfg.data.heldout),
                                   batch_size=cfg.sampler.batch_size, steps=cfg.run.heldout_steps,
-                                  temperature=cfg.loss.temperature) if ctx.rank == 0 else None
+                                  temperature=cfg.loss.temperature) if ctx.rank == 0 or self.sharded else None
         self.hooks = list(hooks)
         if cfg.run.fail_at_step is not None:
             self.hooks.append(FaultInjection(cfg.run.fail_at_step, cfg.run.fail_by))
@@ -74,6 +81,8 @@ class WorkerRun:
             with candidate as folder:
                 try:
                     state = ckpt.load_state(folder, self.ctx.device)
+                    if state is not None and state.get(sharding.STATE_KEY):  # model and optimizer: this worker's shards
+                        sharding.load_resume(folder, self.encoder, self.step_fn.optimizer)
                 except Exception as exc:  # truncated or damaged: torch raises several kinds
                     unreadable.append(f"{Path(folder).name}: {type(exc).__name__}: {exc}")
                     print(f"checkpoint {Path(folder).name} is unreadable ({type(exc).__name__}); trying the one before",
@@ -88,8 +97,11 @@ class WorkerRun:
                 raise RuntimeError(f"no checkpoint of this run can be read ({'; '.join(unreadable)}); delete the run "
                                    f"folder {run_location(self.plan_location)} to start the trial over")
             return True
-        self.family.load_trainable_state(self.encoder, state["model"])
-        self.step_fn.load_state_dict(state)
+        if state.get(sharding.STATE_KEY):
+            self.step_fn.scheduler.load_state_dict(state["scheduler"])
+        else:
+            self.family.load_trainable_state(self.encoder, state["model"])
+            self.step_fn.load_state_dict(state)
         self.sampler.load_state_dict(state["sampler"])
         self.progress = ckpt.Progress(state["step"], state["history"], state["batch_counts"], state["step"])
         if self.progress_file is not None:  # the file goes on from the records so far
@@ -117,12 +129,20 @@ class WorkerRun:
             folder = None
             if not last:  # every worker's RNG (Ray merges the workers' files into one checkpoint)
                 ckpt.save_rng(Path(tmp), self.ctx.rank, self.ctx.device)
+                if self.sharded:  # and every worker's shards
+                    sharding.save_resume(Path(tmp), self.encoder, self.step_fn.optimizer)
                 folder = Path(tmp)
+            final = sharding.full_state(self.encoder) if last and self.sharded else None  # collective
             if self.ctx.rank == 0:
                 if last:
                     metrics.update(held)  # computed at this (last) step's report
-                    self.family.save(self.encoder, Path(tmp) / MODEL_FOLDER)
-                    TrainOutcome(metrics, p.history, p.batch_counts, self.encoder.parameter_counts()).write(Path(tmp))
+                    model = self.encoder if final is None else sharding.unsharded(self.family, self.cfg.encoder, final)
+                    self.family.save(model, Path(tmp) / MODEL_FOLDER)
+                    TrainOutcome(metrics, p.history, p.batch_counts, model.parameter_counts()).write(Path(tmp))
+                elif self.sharded:  # the rest of the resume state; model and optimizer are in the shards
+                    ckpt.save_state(Path(tmp), model={}, step_state={"scheduler": self.step_fn.scheduler.state_dict(),
+                                                                     sharding.STATE_KEY: True},
+                                    sampler=self.sampler.state_dict(), progress=p)
                 else:  # resume state; the final checkpoint holds only the model and the outcome
                     ckpt.save_state(Path(tmp), model=self.family.trainable_state(self.encoder),
                                     step_state=self.step_fn.state_dict(), sampler=self.sampler.state_dict(), progress=p)
