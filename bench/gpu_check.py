@@ -91,18 +91,15 @@ def run_case(case: Case, *, device: str, steps: int, peak_tflops: float) -> dict
     config = llama_config(case.shape)
     backbone = AutoModel.from_config(config)  # random weights, fp32: trainable ones stay fp32 masters
     tokenizer = tiny_tokenizer(["a b c"], vocab_size=64)
-    encoder_cfg = replace(cfg.encoder, model="random", skip_padding=False)
+    # bf16 on the GPU: the frozen base (LoRA) stored in bf16, trainable weights fp32 masters, bf16 compute
+    encoder_cfg = replace(cfg.encoder, model="random", skip_padding=False, dtype="bf16" if dev.type == "cuda" else "fp32")
     encoder = DualEncoder(backbone, tokenizer, encoder_cfg).to(dev)
-    if case.lora:  # the frozen base in bf16 on a GPU, as a LoRA run stores it
-        for p in encoder.parameters():
-            if not p.requires_grad and dev.type == "cuda":
-                p.data = p.data.to(torch.bfloat16)
     encoder.train()
     counts = encoder.parameter_counts()
     shape = ModelShape(counts["total"], counts["total"] - counts["non_embedding"], config.hidden_size,
                        config.num_hidden_layers, config.num_attention_heads)
-    planned = estimate(shape, replace(cfg, run=replace(cfg.run, gpus_per_worker=1.0 if dev.type == "cuda" else 0.0)),
-                       weight_bytes=2 if case.lora and dev.type == "cuda" else 4, tflops=peak_tflops)
+    planned = estimate(shape, replace(cfg, encoder=encoder_cfg, run=replace(cfg.run, gpus_per_worker=1.0 if dev.type == "cuda"
+                                                                            else 0.0)), tflops=peak_tflops)
     step = make_step(encoder, cfg.optim, InfoNCELoss(cfg.loss), world=1, device=dev)
     gen = torch.Generator().manual_seed(0)
     ones = torch.ones(case.batch, case.length, dtype=torch.long, device=dev)
@@ -122,7 +119,7 @@ def run_case(case: Case, *, device: str, steps: int, peak_tflops: float) -> dict
     seconds = (time.perf_counter() - start) / steps
     peak = torch.cuda.max_memory_allocated() / GB if dev.type == "cuda" else float("nan")
     encoder.eval()
-    with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+    with torch.no_grad():  # the encoder computes under autocast in its own dtype
         sync()
         t0 = time.perf_counter()
         for _ in range(steps):

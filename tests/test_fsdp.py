@@ -33,12 +33,16 @@ CASES = {
     "checkpointing+chunks": {"gradient_checkpointing": True, "chunk_size": 2},
     "lora+checkpointing+chunks": {"lora": LoraSettings(r=4, alpha=8.0), "gradient_checkpointing": True,
                                   "chunk_size": 2},
+    # the large-model setting: a bf16 base (frozen) beside an fp32 adapter in one FSDP group
+    "lora+bf16+checkpointing+chunks": {"lora": LoraSettings(r=4, alpha=8.0), "gradient_checkpointing": True,
+                                       "chunk_size": 2, "dtype": "bf16"},
 }
 
 
 def _config(init: Path, case: dict) -> EncoderConfig:
     return EncoderConfig(model=str(init), pooling="last", query_prefix="", passage_prefix="", max_length=32,
-                         lora=case.get("lora"), gradient_checkpointing=case.get("gradient_checkpointing", False))
+                         lora=case.get("lora"), gradient_checkpointing=case.get("gradient_checkpointing", False),
+                         dtype=case.get("dtype", "fp32"))
 
 
 def _build(init: Path, case: dict):

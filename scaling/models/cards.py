@@ -87,6 +87,22 @@ def card_for(model: str) -> ModelCard | None:
     return CARDS.get(model)
 
 
+def model_config(path: str, *, trust_remote_code: bool = False):
+    """A model's transformers configuration: from its folder or the hub (the cache when offline),
+    else from its card (a head node without the weights or the network plans from cards)."""
+    from transformers import AutoConfig
+
+    from scaling.data.remote import offline
+
+    try:
+        return AutoConfig.from_pretrained(path, local_files_only=offline(), trust_remote_code=trust_remote_code)
+    except (OSError, ValueError):
+        card = card_for(path)
+        if card is None:
+            raise
+        return card.config()
+
+
 def mismatches(model: str, settings: dict[str, Any]) -> list[str]:
     """Settings of ``model``'s trials that differ from its card (empty for models without a card)."""
     card = card_for(model)

@@ -145,7 +145,8 @@ class PlanBuilder:
         if cfg.run.sharding == "fsdp":  # before Ray: a model whose blocks FSDP cannot find
             from scaling.training.sharding import check_shardable
 
-            check_shardable(family_for(encoder.model).weights_path(encoder), cfg.encoder.model)
+            check_shardable(family_for(encoder.model).weights_path(encoder), cfg.encoder.model,
+                            trust_remote_code=encoder.trust_remote_code)
         cfg = replace(cfg, encoder=encoder)
         own = ResultStore(run_location.rstrip("/") + "/" + PLAN_FOLDER)
         heldout = self.heldout_corpus(cfg)

@@ -45,18 +45,11 @@ def shape_of(path: str, num_layers: int | None = None, *, trust_remote_code: boo
     """Parameter counts and sizes from a Hugging Face configuration (meta device: no weights)."""
     import torch
     from torch import nn
-    from transformers import AutoConfig, AutoModel
+    from transformers import AutoModel
 
-    from scaling.data.remote import offline
-    from scaling.models.cards import card_for
+    from scaling.models.cards import model_config
 
-    try:
-        config = AutoConfig.from_pretrained(path, local_files_only=offline(), trust_remote_code=trust_remote_code)
-    except (OSError, ValueError):
-        card = card_for(path)  # offline, or a head node without the weights: the model card's architecture
-        if card is None:
-            raise
-        config = card.config()
+    config = model_config(path, trust_remote_code=trust_remote_code)
     if num_layers is not None:
         config.num_hidden_layers = num_layers
     with torch.device("meta"):

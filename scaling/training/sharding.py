@@ -34,12 +34,15 @@ def blocks(backbone: nn.Module, model: str) -> nn.ModuleList:
     return found[2]
 
 
-def check_shardable(path: str, model: str) -> None:
+def check_shardable(path: str, model: str, *, trust_remote_code: bool = False) -> None:
     """``blocks`` before any weights load: the architecture built on the meta device."""
-    from transformers import AutoConfig, AutoModel
+    from transformers import AutoModel
+
+    from scaling.models.cards import model_config
 
     with torch.device("meta"):
-        backbone = AutoModel.from_config(AutoConfig.from_pretrained(path))
+        backbone = AutoModel.from_config(model_config(path, trust_remote_code=trust_remote_code),
+                                         trust_remote_code=trust_remote_code)
     blocks(backbone, model)
 
 
