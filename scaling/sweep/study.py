@@ -292,6 +292,13 @@ def build_study(raw: dict, overrides: list[str], origin: str = "study") -> Study
         raise StudyConfigError("benchmarks: list at least one evaluation benchmark")
     if not isinstance(benchmarks, list) or not all(isinstance(b, str) for b in benchmarks):
         raise StudyConfigError(f"benchmarks should be a list of source names, not {benchmarks!r}")
+    if any(b.startswith("mteb:") for b in benchmarks):  # task names are in mteb's metadata: checked offline
+        from scaling.eval.mteb_tasks import MtebTaskError, check_mteb_sources
+
+        try:
+            check_mteb_sources(benchmarks)
+        except MtebTaskError as exc:
+            raise StudyConfigError(str(exc)) from None
     eval_config = _eval_config(raw.get("eval"))
     params = axes.get("params") or {}
     if not isinstance(params, dict) or any(not isinstance(v, list) or not v for v in params.values()):
