@@ -164,3 +164,16 @@ def test_a_planned_study_evaluates_its_mteb_task_in_the_stage(local_task, tmp_pa
     assert benchmarks == {"parallel-qa:eval", f"mteb:{TASK}"}
     mteb_rows = {(r.setting, r.query_lang, r.candidate_lang) for r in result.records if r.benchmark == f"mteb:{TASK}"}
     assert mteb_rows == {("mono", "en", "en"), ("cross", "de", "en"), ("mono", "*", "*"), ("cross", "*", "*")}
+
+
+def test_the_reference_mteb_study_passes_its_dry_run(capsys):
+    from pathlib import Path
+
+    from scaling.sweep.cli import main
+
+    path = Path(__file__).resolve().parents[1] / "configs" / "study_mteb_beir.yaml"
+    assert main(["--config", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "study mteb-beir: 60 trials" in out and "benchmarks mteb:BelebeleRetrieval, mteb:MLQARetrieval:test" in out
+    study = build_study(__import__("yaml").safe_load(path.read_text()), [])
+    assert all(s.startswith("mteb:") for s in study.benchmarks) and study.resources.eval_gpus == 1
