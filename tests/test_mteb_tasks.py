@@ -5,20 +5,21 @@ embeddings); names are checked offline before anything runs; results come from m
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from conftest import TINY_STUDY
+from scaling.eval.evaluate import EvalConfig
+from scaling.eval.mteb_tasks import LOCAL_TASKS, MtebSource, MtebTaskError, cache_revision, evaluate_mteb, register_mteb_task
+from scaling.models.tiny import tiny_encoder
+from scaling.sweep.study import StudyConfigError, build_study
+
 pytest.importorskip("mteb", reason="the mteb extra is not installed")
 pytrec_eval = pytest.importorskip("pytrec_eval", reason="pytrec_eval (dev extra) is the independent reference")
-
-from conftest import TINY_STUDY  # noqa: E402
-from scaling.eval.evaluate import EvalConfig  # noqa: E402
-from scaling.eval.mteb_tasks import LOCAL_TASKS, MtebSource, MtebTaskError, evaluate_mteb, register_mteb_task  # noqa: E402
-from scaling.models.tiny import tiny_encoder  # noqa: E402
-from scaling.sweep.study import StudyConfigError, build_study  # noqa: E402
 
 TASK = "LocalTinyRetrieval"
 # subset -> (queries, corpus, qrels); subset names and languages in mteb's order: query, corpus
@@ -104,7 +105,7 @@ def test_local_mteb_task_rows_equal_pytrec_eval(local_task, encoder, tmp_path, m
     assert {k[4] for k in rows if k[4].startswith("map")} == {"map@1", "map@10"}  # mteb's MAP@k is never our "map"
 
     # mteb's own result file, in its cache under our fingerprint, holds the same numbers
-    (saved,) = (tmp_path / "cache" / "mteb").rglob(f"weights-a/{TASK}.json")
+    (saved,) = (tmp_path / "cache" / "mteb").rglob(f"{cache_revision(encoder, 'weights-a')}/{TASK}.json")
     subsets = {s["hf_subset"]: s for s in json.loads(saved.read_text())["scores"]["test"]}
     assert rows[(bench, "cross", "de", "en", "ndcg@10")] == subsets["deu-eng"]["ndcg_at_10"]
 
@@ -118,6 +119,8 @@ def test_local_mteb_task_rows_equal_pytrec_eval(local_task, encoder, tmp_path, m
     assert _rows(evaluate_mteb(encoder, f"mteb:{TASK}", config, model_key="weights-a")) == rows
     with pytest.raises(Exception, match="encoded although"):  # other weights: evaluated afresh
         evaluate_mteb(encoder, f"mteb:{TASK}", config, model_key="weights-b")
+    with pytest.raises(Exception, match="encoded although"):  # other encoding settings: likewise
+        evaluate_mteb(encoder, f"mteb:{TASK}", replace(config, max_length=16), model_key="weights-a")
 
 
 def test_unknown_mteb_names_fail_in_the_study_with_the_closest_name():

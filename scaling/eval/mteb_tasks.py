@@ -5,7 +5,8 @@ package, so names are checked offline, before Ray starts) or one registered here
 ``register_mteb_task`` (a lab's own task over data on disk, in mteb's dataset layout). The
 trained model runs through ``MtebEncoder`` with ``mteb.evaluate`` and mteb's own result cache
 (``<eval.cache_dir>/mteb``, else mteb's default, ``MTEB_CACHE`` or ``~/.cache/mteb``), keyed by the
-model's weight fingerprint, so a re-run of the same weights reads the cache.
+model's weight fingerprint and encoding settings (as the embedding cache is), so a re-run of the
+same weights and settings reads the cache and nothing else does.
 
 mteb's scores become the same metric rows as ours: one row per subset (``query_lang`` and
 ``candidate_lang`` from the subset's languages, in mteb's order query then corpus; ``mono`` where
@@ -19,9 +20,11 @@ benchmark per split, ``mteb:<task>:<split>``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -170,6 +173,15 @@ def score_records(spec: MtebSource, scores: dict[str, list[dict[str, Any]]], *, 
     return records
 
 
+def cache_revision(encoder, model_key: str | None = None) -> str:
+    """The "revision" mteb files results under: the weights' fingerprint and the encoding
+    settings (prefixes, pooling, length), hashed as the embedding cache key is."""
+    from scaling.eval.embeddings import encoding_settings, model_fingerprint
+
+    key = json.dumps([model_key or model_fingerprint(encoder), encoding_settings(encoder)], sort_keys=True)
+    return hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
+
+
 def mteb_cache(cache_dir: str | None):
     mteb = _mteb()
     return mteb.ResultCache(cache_path=Path(cache_dir).expanduser() / "mteb") if cache_dir else mteb.ResultCache()
@@ -178,15 +190,16 @@ def mteb_cache(cache_dir: str | None):
 def evaluate_mteb(encoder, source: str, config, result=None, model_key: str | None = None):
     """Run one ``mteb:`` source on ``encoder`` (a ``DualEncoder``); rows go into ``result``
     (an ``EvalResult``, made if None), named like every other benchmark's."""
-    from scaling.eval.embeddings import model_fingerprint
     from scaling.eval.evaluate import EvalResult
     from scaling.eval.mteb_adapter import MtebEncoder
 
     mteb = _mteb()
     result = result if result is not None else EvalResult()
     spec = MtebSource.parse(source)
+    if config.max_length is not None and config.max_length != encoder.config.max_length:
+        encoder.config = replace(encoder.config, max_length=config.max_length)
     adapter = MtebEncoder(encoder, name="hybrid-scaling/checkpoint", batch_size=config.batch_size,
-                          device=config.device, revision=model_key or model_fingerprint(encoder))
+                          device=config.device, revision=cache_revision(encoder, model_key))
     start = time.perf_counter()
     cache = mteb_cache(config.cache_dir)
     mteb.evaluate(adapter, spec.load_task(), cache=cache, show_progress_bar=False,
