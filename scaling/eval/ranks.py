@@ -21,6 +21,7 @@ do not fit, ``streaming.stream_ranks`` reads the candidates chunk by chunk and g
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,6 +97,13 @@ class Judgements:
 RANK_BACKENDS = ("exact", "faiss")
 
 
+@functools.lru_cache(maxsize=1)
+def _gpu_resources():
+    import faiss
+
+    return faiss.StandardGpuResources()
+
+
 def score_block(queries: torch.Tensor, candidates: torch.Tensor, backend: str = "exact") -> torch.Tensor:
     """(b, n) inner products: a torch matmul, or faiss's exact inner-product kernel (the one
     ``IndexFlatIP`` searches with; faiss-gpu's where the tensors are on a GPU)."""
@@ -105,11 +113,12 @@ def score_block(queries: torch.Tensor, candidates: torch.Tensor, backend: str = 
         raise ValueError(f"ranking backend must be one of {RANK_BACKENDS}, not {backend!r}")
     import faiss
 
-    if queries.device.type == "cuda" and hasattr(faiss, "pairwise_distance_gpu"):
-        out = faiss.pairwise_distance_gpu(faiss.StandardGpuResources(), queries.cpu().numpy(), candidates.cpu().numpy(),
-                                          metric=faiss.METRIC_INNER_PRODUCT)
+    if queries.device.type == "cuda" and hasattr(faiss, "StandardGpuResources"):  # faiss-gpu installed
+        out = faiss.pairwise_distance_gpu(_gpu_resources(), np.ascontiguousarray(queries.cpu().numpy()),
+                                          np.ascontiguousarray(candidates.cpu().numpy()), metric=faiss.METRIC_INNER_PRODUCT)
         return torch.from_numpy(out).to(queries.device)
-    scores = faiss.pairwise_distances(queries.cpu().numpy(), candidates.cpu().numpy(), metric=faiss.METRIC_INNER_PRODUCT)
+    scores = faiss.pairwise_distances(np.ascontiguousarray(queries.cpu().numpy()), np.ascontiguousarray(candidates.cpu().numpy()),
+                                      metric=faiss.METRIC_INNER_PRODUCT)
     return torch.from_numpy(scores).to(queries.device)
 
 
