@@ -117,6 +117,9 @@ def test_local_mteb_task_rows_equal_pytrec_eval(local_task, encoder, tmp_path, m
 
     monkeypatch.setattr(MtebEncoder, "encode", refuse)
     assert _rows(evaluate_mteb(encoder, f"mteb:{TASK}", config, model_key="weights-a")) == rows
+    # a languages option keeps the subsets within those languages (here from the cache, which holds both)
+    english = _rows(evaluate_mteb(encoder, f"mteb:{TASK}?languages=eng", config, model_key="weights-a"))
+    assert english == {k: v for k, v in rows.items() if k[1] == "mono"} and english
     with pytest.raises(Exception, match="encoded although"):  # other weights: evaluated afresh
         evaluate_mteb(encoder, f"mteb:{TASK}", config, model_key="weights-b")
     with pytest.raises(Exception, match="encoded although"):  # other encoding settings: likewise
@@ -135,6 +138,13 @@ def test_unknown_mteb_names_fail_in_the_study_with_the_closest_name():
     assert build_study(raw, []).benchmarks == ("mteb:MLQARetrieval", "mteb:BelebeleRetrieval")
     with pytest.raises(MtebTaskError, match="names no task"):
         MtebSource.parse("mteb:")
+    with pytest.raises(MtebTaskError, match="unknown option 'langs'; an mteb source takes \\?languages=de,en"):
+        MtebSource.parse("mteb:XQuADRetrieval?langs=de")
+    with pytest.raises(MtebTaskError, match=r"no subset of XQuADRetrieval has only languages \['ja'\]"):
+        MtebSource.parse("mteb:XQuADRetrieval?languages=jpn")
+    spec = MtebSource.parse("mteb:BelebeleRetrieval?languages=de,eng_Latn")
+    assert spec.name == "mteb:BelebeleRetrieval" and spec.subsets() == [
+        "deu_Latn-deu_Latn", "deu_Latn-eng_Latn", "eng_Latn-deu_Latn", "eng_Latn-eng_Latn"]
 
 
 def test_a_task_with_two_splits_is_one_benchmark_per_split():

@@ -1,5 +1,9 @@
 """MTEB tasks as study benchmarks: ``benchmarks: [mteb:BelebeleRetrieval, mteb:MLQARetrieval:test]``.
 
+``mteb:<task>[:<split>][?languages=de,en,zh]`` keeps only the subsets whose query and corpus
+languages are all among those given (any code style: ``de``, ``deu``, ``deu_Latn``); rows are named
+``mteb:<task>[:<split>]`` either way.
+
 A source ``mteb:<task>[:<split>]`` names a task of the installed mteb (its metadata ships with the
 package, so names are checked offline, before Ray starts) or one registered here with
 ``register_mteb_task`` (a lab's own task over data on disk, in mteb's dataset layout). The
@@ -78,20 +82,38 @@ class MtebSource:
     source: str
     task: str
     split: str | None = None
+    languages: tuple[str, ...] | None = None  # canonical codes; None: every subset
 
     @classmethod
     def parse(cls, source: str) -> "MtebSource":
         if not is_mteb_source(source):
-            raise MtebTaskError(f"{source!r} is not an mteb source (mteb:<task>[:<split>])")
-        task, _, split = source[len(MTEB_PREFIX):].partition(":")
+            raise MtebTaskError(f"{source!r} is not an mteb source (mteb:<task>[:<split>][?languages=...])")
+        body, _, options = source[len(MTEB_PREFIX):].partition("?")
+        task, _, split = body.partition(":")
         if not task:
             raise MtebTaskError(f"benchmarks: {source!r} names no task; write mteb:<task>, e.g. mteb:BelebeleRetrieval")
-        spec = cls(source, task, split or None)
+        spec = cls(source, task, split or None, _languages_option(source, options))
         splits = list(_task_class(task, source).metadata.eval_splits)
         if spec.split is not None and spec.split not in splits:
             raise MtebTaskError(f"benchmarks: {source!r}: task {task} has no evaluation split {spec.split!r}; "
                                 f"choose from {splits}")
+        if not spec.subsets():
+            raise MtebTaskError(f"benchmarks: {source!r}: no subset of {task} has only languages {list(spec.languages)}")
         return spec
+
+    @property
+    def name(self) -> str:
+        """The source without its options."""
+        return self.source.partition("?")[0]
+
+    def subsets(self) -> list[str]:
+        """The task's subsets kept (all without a languages option)."""
+        meta = self.metadata
+        subsets = list(meta.eval_langs) if isinstance(meta.eval_langs, dict) else ["default"]
+        if self.languages is None:
+            return subsets
+        wanted = set(self.languages)
+        return [s for s in subsets if set(_subset_langs(meta, s)) <= wanted]
 
     @property
     def metadata(self):
@@ -103,21 +125,46 @@ class MtebSource:
 
     def benchmark(self, split: str) -> str:
         """The ``benchmark`` column of this split's rows."""
-        return self.source if self.split or len(self.splits) == 1 else f"{self.source}:{split}"
+        return self.name if self.split or len(self.splits) == 1 else f"{self.name}:{split}"
 
     def load_task(self):
         task = _task_class(self.task, self.source)()
         if self.split:
             task.filter_eval_splits([self.split])
+        if self.languages is not None:
+            task.filter_languages(None, hf_subsets=self.subsets())
         return task
 
     def describe(self) -> dict[str, dict]:
         """Per benchmark (split): what identifies its data (recorded with every trial)."""
         meta = self.metadata
-        subsets = list(meta.eval_langs) if isinstance(meta.eval_langs, dict) else ["default"]
+        subsets = self.subsets()
+        digest = str(meta.dataset.get("revision"))
+        if self.languages is not None:
+            digest += "/" + hashlib.blake2b(json.dumps(subsets).encode(), digest_size=4).hexdigest()
         return {self.benchmark(s): {"source": self.source, "task": self.task, "split": s, "dataset": meta.dataset.get("path"),
-                                    "content_hash": str(meta.dataset.get("revision")), "subsets": len(subsets)}
+                                    "content_hash": digest, "subsets": len(subsets)}
                 for s in self.splits}
+
+
+def _languages_option(source: str, options: str) -> tuple[str, ...] | None:
+    from urllib.parse import parse_qsl
+
+    from scaling.languages import UnknownLanguageError, canonical
+
+    if not options:
+        return None
+    try:
+        pairs = parse_qsl(options, strict_parsing=True)
+    except ValueError:
+        raise MtebTaskError(f"benchmarks: {source!r}: cannot read the options {options!r} (write ?languages=de,en)") from None
+    bad = [k for k, _ in pairs if k != "languages"]
+    if bad:
+        raise MtebTaskError(f"benchmarks: {source!r}: unknown option {bad[0]!r}; an mteb source takes ?languages=de,en")
+    try:
+        return tuple(sorted({canonical(c.strip()) for _, v in pairs for c in v.split(",") if c.strip()}))
+    except UnknownLanguageError as exc:
+        raise MtebTaskError(f"benchmarks: {source!r}: {exc}") from None
 
 
 def check_mteb_sources(sources: Sequence[str]) -> list[MtebSource]:
@@ -155,11 +202,14 @@ def score_records(spec: MtebSource, scores: dict[str, list[dict[str, Any]]], *, 
     from scaling.eval.settings import ALL, MetricRecord
 
     meta = spec.metadata
+    kept = set(spec.subsets())  # the cache may hold more subsets (an earlier run with more languages)
     records = []
     for split in spec.splits:
         name = spec.benchmark(split)
         macro: dict[tuple[str, str], list[float]] = {}
         for entry in scores.get(split, []):
+            if entry["hf_subset"] not in kept:
+                continue
             q, c = _subset_langs(meta, entry["hf_subset"])
             setting = "mono" if q == c else "cross"
             for key, value in entry.items():
