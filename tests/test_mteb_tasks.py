@@ -190,3 +190,23 @@ def test_the_reference_mteb_study_passes_its_dry_run(capsys):
     assert "study mteb-beir: 60 trials" in out and "benchmarks mteb:BelebeleRetrieval, mteb:MLQARetrieval:test" in out
     study = build_study(__import__("yaml").safe_load(path.read_text()), [])
     assert all(s.startswith("mteb:") for s in study.benchmarks) and study.resources.eval_gpus == 1
+
+
+def test_the_evaluate_job_runs_an_mteb_task(local_task, encoder, tmp_path, capsys, monkeypatch):
+    import pyarrow.parquet as pq
+
+    from scaling.eval.cli import main
+
+    monkeypatch.setenv("MTEB_CACHE", str(tmp_path / "mteb-cache"))
+    model_dir = tmp_path / "model"
+    encoder.backbone.save_pretrained(model_dir)
+    encoder.tokenizer.save_pretrained(model_dir)
+    args = ["--model", str(model_dir), "--benchmark", "parallel-qa", "--benchmark", f"mteb:{TASK}", "--out",
+            str(tmp_path / "out"), "--ks", "1,10", "--query-prefix", "", "--passage-prefix", ""]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert f"mteb:{TASK} main_score (ndcg_at_10): mono " in out and ", cross " in out
+    table = pq.read_table(tmp_path / "out" / "metrics.parquet")
+    assert set(table.column("benchmark").to_pylist()) == {"parallel-qa:eval", f"mteb:{TASK}"}
+    assert main([*args[:3], "mteb:NoSuchRetrieval", *args[6:]]) == 2
+    assert "no task 'NoSuchRetrieval'" in capsys.readouterr().err
