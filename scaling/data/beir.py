@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -40,19 +40,24 @@ def jsonl_file(directory: Path, stem: str) -> Path:
     return found[0]
 
 
-def _arrow_table(path: Path) -> pa.Table | None:
-    """The file through pyarrow's JSON reader, or None where it cannot type it as strings."""
+class _Untyped(Exception):
+    """pyarrow cannot read the file as strings; the line reader will (and name the line)."""
+
+
+def _arrow_batches(path: Path) -> Iterator[pa.RecordBatch]:
+    """The file through pyarrow's JSON reader, block by block, in RAW_SCHEMA."""
     import pyarrow.json as pj
 
     try:
         reader = pj.open_json(path, read_options=pj.ReadOptions(block_size=16 << 20),
                               parse_options=pj.ParseOptions(explicit_schema=RAW_SCHEMA, unexpected_field_behavior="ignore"))
-        table = pa.Table.from_batches(list(reader), schema=RAW_SCHEMA)
+        for batch in reader:
+            batch = batch.select(RAW_SCHEMA.names)
+            if batch.column(0).null_count or batch.column(2).null_count:
+                raise _Untyped  # a record without _id or text
+            yield batch
     except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return None
-    if table.column("_id").null_count or table.column("text").null_count:
-        return None  # the line reader names the record
-    return table
+        raise _Untyped from None
 
 
 def _cell(value) -> str | None:
@@ -74,15 +79,22 @@ def iter_batches(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator[pa.Record
         yield pa.RecordBatch.from_pydict(columns, schema=RAW_SCHEMA)
 
 
+def read_converted(path: Path, convert: Callable[[pa.RecordBatch], pa.RecordBatch], schema: pa.Schema, *,
+                   batch_rows: int = BATCH_ROWS) -> pa.Table:
+    """Each RAW_SCHEMA batch of the file through ``convert``: only the converted columns are kept,
+    the raw ones of one batch at a time."""
+    try:
+        return pa.Table.from_batches([convert(b) for b in _arrow_batches(path)], schema=schema)
+    except _Untyped:
+        return pa.Table.from_batches([convert(b) for b in iter_batches(path, batch_rows)], schema=schema)
+
+
 def read_records(path: Path, *, batch_rows: int = BATCH_ROWS) -> pa.Table:
     """A BEIR JSON Lines file as Arrow columns ``_id, title, text, lang`` (null where absent)."""
-    table = _arrow_table(path)
-    if table is None:
-        table = pa.Table.from_batches(list(iter_batches(path, batch_rows)), schema=RAW_SCHEMA)
-    return table
+    return read_converted(path, lambda b: b, RAW_SCHEMA, batch_rows=batch_rows)
 
 
-def _languages(table: pa.Table, default: str | None, path: Path, what: str) -> pa.Array:
+def _languages(table: pa.RecordBatch, default: str | None, path: Path, what: str) -> pa.Array:
     """Each record's canonical language: its ``lang`` field, else ``default``."""
     raw = table.column("lang")
     if default is not None:
@@ -97,12 +109,12 @@ def _languages(table: pa.Table, default: str | None, path: Path, what: str) -> p
         names = pa.array([canonical(c) for c in codes], type=pa.string())
     except UnknownLanguageError as exc:
         raise DataError(f"a record's lang field: {exc}", file=path) from None
-    return pc.take(names, pc.index_in(raw, value_set=pa.array(codes, type=pa.string()))).combine_chunks()
+    return pc.take(names, pc.index_in(raw, value_set=pa.array(codes, type=pa.string())))
 
 
-def _texts(table: pa.Table) -> pa.Array:
-    joined = pc.binary_join_element_wise(pc.fill_null(table.column("title"), ""), table.column("text"), " ")
-    return pc.utf8_trim_whitespace(joined).combine_chunks()
+def _texts(batch: pa.RecordBatch) -> pa.Array:
+    joined = pc.binary_join_element_wise(pc.fill_null(batch.column("title"), ""), batch.column("text"), " ")
+    return pc.utf8_trim_whitespace(joined)
 
 
 def _read_qrels(qrels_path: Path, query_ids: set[str], corpus_ids: pa.Array) -> tuple[dict[str, dict[str, int]], int]:
@@ -150,20 +162,18 @@ def read_beir(directory: Path, *, lang: str | None = None, query_lang: str | Non
     if not qrels_path.is_file():
         raise DataError("file not found", file=qrels_path, hint=f"split {split!r} has no qrels")
     corpus_path, queries_path = jsonl_file(directory, "corpus"), jsonl_file(directory, "queries")
-    corpus = read_records(corpus_path)
-    candidates = pa.table([corpus.column("_id").combine_chunks(), _languages(corpus, corpus_lang, corpus_path, "corpus"),
-                           _texts(corpus)], schema=CANDIDATE_SCHEMA)
-    del corpus
-    raw_queries = read_records(queries_path)
-    q_ids = raw_queries.column("_id").combine_chunks()
+    candidates = read_converted(corpus_path, lambda b: pa.record_batch(
+        [b.column("_id"), _languages(b, corpus_lang, corpus_path, "corpus"), _texts(b)], schema=CANDIDATE_SCHEMA),
+        CANDIDATE_SCHEMA)
+    all_queries = read_converted(queries_path, lambda b: pa.record_batch(
+        [b.column("_id"), _languages(b, query_lang, queries_path, "query"), b.column("text"), b.column("_id")],
+        schema=QUERY_SCHEMA), QUERY_SCHEMA)
+    q_ids = all_queries.column("id")
     relevance, zero = _read_qrels(qrels_path, set(q_ids.to_pylist()), candidates.column("id"))
-    keep = pc.is_in(q_ids, value_set=pa.array(list(relevance), type=pa.string()))
-    q_langs = _languages(raw_queries, query_lang, queries_path, "query")
-    queries = pa.table([q_ids, q_langs, raw_queries.column("text").combine_chunks(), q_ids],
-                       schema=QUERY_SCHEMA).filter(keep)
+    queries = all_queries.filter(pc.is_in(q_ids, value_set=pa.array(list(relevance), type=pa.string())))
     notes = []
-    if len(queries) < len(raw_queries):
-        notes.append(f"{len(raw_queries) - len(queries)} of {len(raw_queries)} queries have no relevant judgement "
+    if len(queries) < len(all_queries):
+        notes.append(f"{len(all_queries) - len(queries)} of {len(all_queries)} queries have no relevant judgement "
                      "and are not evaluated")
     if zero:
         notes.append(f"{zero} judgements with score <= 0 count as not relevant")

@@ -97,7 +97,7 @@ class RetrievalBenchmark:
         as Python strings: a 10M-passage pool stays in Arrow)."""
         if not ids or not all(isinstance(i, str) for i in ids):
             return {i for i in ids if not isinstance(i, str)}
-        known = pc.is_in(pa.array(ids, type=pa.string()), value_set=self.candidates.column("id").combine_chunks())
+        known = pc.is_in(pa.array(ids, type=pa.string()), value_set=self.candidates.column("id"))
         return {i for i, ok in zip(ids, known.to_pylist()) if not ok}
 
     # ---- views ----------------------------------------------------------------------------
