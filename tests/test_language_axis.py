@@ -79,25 +79,25 @@ def test_a_benchmark_cut_to_some_languages(data_dir):
     from scaling.data.errors import DataError
     from scaling.data.sources import load_benchmark, split_language_subset
 
-    assert split_language_subset("tatoeba[de, sw,xh]") == ("tatoeba", ["de", "sw", "xh"])
+    assert split_language_subset("tatoeba?languages=de, sw,xh") == ("tatoeba", ["de", "sw", "xh"])
     assert split_language_subset("xquad-r") == ("xquad-r", None)
-    tatoeba = load_benchmark("tatoeba[deu,sw,xho]", data_dir=data_dir)
+    tatoeba = load_benchmark("tatoeba?languages=deu,sw,xho", data_dir=data_dir)
     assert len(list(tatoeba)) == 3
     whole = {b.name: b for b in load_benchmark("tatoeba", data_dir=data_dir)}
     for member in tatoeba:  # each member is the whole pair set of its language, unchanged
         assert member.fingerprint() == whole[member.name].fingerprint()
-    pool = next(iter(load_benchmark("sib-200[de,en,sw]", data_dir=data_dir)))
+    pool = next(iter(load_benchmark("sib-200?languages=de,en,sw", data_dir=data_dir)))
     assert set(pool.query_languages) == set(pool.candidate_languages) == {"de", "en", "sw"}
     with pytest.raises(DataError, match="unknown language code 'klingon'"):
-        load_benchmark("tatoeba[klingon]", data_dir=data_dir)
+        load_benchmark("tatoeba?languages=klingon", data_dir=data_dir)
     with pytest.raises(DataError, match="empty language list"):
-        load_benchmark("tatoeba[]", data_dir=data_dir)
+        load_benchmark("tatoeba?languages=", data_dir=data_dir)
 
 
 def test_a_study_benchmark_entry_may_name_its_languages():
     raw = _study(None)
     raw["benchmarks"] = ["parallel-qa:eval", {"source": "tatoeba", "languages": ["de", "sw"]}]
-    assert build_study(raw, []).benchmarks == ("parallel-qa:eval", "tatoeba[de,sw]")
+    assert build_study(raw, []).benchmarks == ("parallel-qa:eval", "tatoeba?languages=de,sw")
     raw["benchmarks"] = [{"source": "tatoeba", "langs": ["de"]}]
     with pytest.raises(StudyConfigError, match=r"unknown setting benchmarks\[\]\.langs"):
         build_study(raw, [])

@@ -89,8 +89,11 @@ def test_unknown_split_and_language():
 
 
 def test_beir_folder_needs_a_language(tmp_path):
-    (tmp_path / "corpus.jsonl").write_text("")
-    with pytest.raises(DataError, match="pass its language"):
+    (tmp_path / "corpus.jsonl").write_text('{"_id": "d1", "text": "Bees"}\n')
+    (tmp_path / "queries.jsonl").write_text('{"_id": "q1", "text": "bees?"}\n')
+    (tmp_path / "qrels").mkdir()
+    (tmp_path / "qrels" / "test.tsv").write_text("q1\td1\t1\n")
+    with pytest.raises(DataError, match="no lang field and no corpus language was given .*add \\?corpus_lang="):
         load_benchmark(str(tmp_path))
     with pytest.raises(DataError, match="is a benchmark, not a training corpus"):
         load_corpus(str(tmp_path))

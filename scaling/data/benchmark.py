@@ -67,28 +67,38 @@ class RetrievalBenchmark:
                 dup = next(k for k, n in collections.Counter(ids.to_pylist()).items() if n > 1)
                 raise DataError(f"duplicate {what} id {dup!r}", file=self.name, record=dup)
         qids = set(self.queries.column("id").to_pylist())
-        cids = set(self.candidates.column("id").to_pylist())
         unjudged = sorted(qids - {q for q, rel in self.relevance.items() if rel})
         if unjudged:
             raise DataError(f"{len(unjudged)} queries have no relevant candidate (first: {unjudged[0]!r})",
                             file=self.name, hint="drop them when building the benchmark and record the count in notes")
+        judged = [(qid, cid) for qid, rel in self.relevance.items() for cid in rel]
+        unknown = self._unknown_candidates([cid for _, cid in judged])
         for qid, rel in self.relevance.items():
             if qid not in qids:
                 raise DataError(f"relevance names unknown query {qid!r}", file=self.name)
             for cid, grade in rel.items():
-                if cid not in cids:
+                if cid in unknown:
                     raise DataError(f"relevance of query {qid!r} names unknown candidate {cid!r}", file=self.name)
                 if not isinstance(grade, int) or grade < 1:
                     raise DataError(f"relevance grade {grade!r} of ({qid!r}, {cid!r}) should be an integer >= 1",
                                     file=self.name)
+        unknown = self._unknown_candidates(list(self.excluded.values()))
         for qid, cid in self.excluded.items():
             if qid not in qids:
                 raise DataError(f"excluded names unknown query {qid!r}", file=self.name)
-            if cid not in cids:
+            if cid in unknown:
                 raise DataError(f"excluded candidate {cid!r} of query {qid!r} is not in the pool", file=self.name)
             if cid in self.relevance[qid]:
                 raise DataError(f"candidate {cid!r} is both relevant to and excluded for query {qid!r}",
                                 file=self.name, hint="a query's own sentence is excluded, its translations are relevant")
+
+    def _unknown_candidates(self, ids: list) -> set:
+        """The ``ids`` not in the pool, checked against its Arrow column (no set of the pool's ids
+        as Python strings: a 10M-passage pool stays in Arrow)."""
+        if not ids or not all(isinstance(i, str) for i in ids):
+            return {i for i in ids if not isinstance(i, str)}
+        known = pc.is_in(pa.array(ids, type=pa.string()), value_set=self.candidates.column("id"))
+        return {i for i, ok in zip(ids, known.to_pylist()) if not ok}
 
     # ---- views ----------------------------------------------------------------------------
     @property
@@ -97,7 +107,7 @@ class RetrievalBenchmark:
 
     @property
     def candidate_languages(self) -> tuple[str, ...]:
-        return tuple(sorted(set(self.candidates.column("lang").to_pylist())))
+        return tuple(sorted(pc.unique(self.candidates.column("lang")).to_pylist()))
 
     def relevant(self, query_id: str) -> frozenset[str]:
         return frozenset(self.relevance[query_id])

@@ -38,9 +38,11 @@ def columns_fingerprint(*parts: tuple[pa.Table, Sequence[str]]) -> str:
     h = hashlib.blake2b(digest_size=16)
     for table, columns in parts:
         for col in columns:
-            for value in table.column(col).to_pylist():
-                h.update(value.encode())
-                h.update(b"\0")
+            column = table.column(col)
+            for start in range(0, len(column), 65_536):  # a slice's strings at a time, not a whole pool's
+                for value in column.slice(start, 65_536).to_pylist():
+                    h.update(value.encode())
+                    h.update(b"\0")
     return h.hexdigest()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterator
+from typing import IO, Iterator
 
 from scaling.data.errors import DataError
 
@@ -14,17 +14,22 @@ def iter_jsonl(path: Path, required: tuple[str, ...] = ()) -> Iterator[tuple[int
     if not path.is_file():
         raise DataError("file not found", file=path)
     with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"malformed JSON ({exc.msg}, column {exc.colno})", file=path, record=f"line {n}") from None
-            if not isinstance(obj, dict):
-                raise DataError(f"expected a JSON object, found {type(obj).__name__}", file=path, record=f"line {n}")
-            missing = [k for k in required if k not in obj]
-            if missing:
-                raise DataError(f"missing field(s) {missing}", file=path, record=f"line {n}",
-                                hint=f"each line needs {', '.join(required)}")
-            yield n, obj
+        yield from iter_jsonl_lines(fh, path, required)
+
+
+def iter_jsonl_lines(fh: IO[str], path: Path, required: tuple[str, ...] = ()) -> Iterator[tuple[int, dict]]:
+    """``iter_jsonl`` over an open text stream (a plain or a gzip file); ``path`` names it in errors."""
+    for n, line in enumerate(fh, start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"malformed JSON ({exc.msg}, column {exc.colno})", file=path, record=f"line {n}") from None
+        if not isinstance(obj, dict):
+            raise DataError(f"expected a JSON object, found {type(obj).__name__}", file=path, record=f"line {n}")
+        missing = [k for k in required if k not in obj]
+        if missing:
+            raise DataError(f"missing field(s) {missing}", file=path, record=f"line {n}",
+                            hint=f"each line needs {', '.join(required)}")
+        yield n, obj

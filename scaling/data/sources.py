@@ -5,7 +5,9 @@ A source string is one of
 * a registered name, optionally with a split: ``xquad-r``, ``mlqa-r``, ``xquad``, ``tatoeba``,
   ``sib-200:train``, ``parallel-qa:train`` / ``parallel-qa:eval`` (our own set, in the package);
 * a local path: a ``.jsonl``/``.parquet`` corpus, a folder of SQuAD ``<lang>.json`` files, a
-  Tatoeba or SIB-200 folder, or a BEIR folder (benchmarks only);
+  Tatoeba or SIB-200 folder, or a BEIR folder (benchmarks only; options after ``?``:
+  ``lang``, or ``query_lang`` and ``corpus_lang`` for a cross-lingual set, and ``split``, the
+  qrels file: ``path/to/xor-tydi-ja?query_lang=ja&corpus_lang=en&split=dev``);
 * a URL (``https://...``, ``file://...``) of a corpus file, downloaded once into the cache;
 * ``hf:owner/name[:split]``, a hub dataset in the canonical corpus columns.
 
@@ -93,23 +95,31 @@ def parse_source(source: str) -> tuple[str, str | None]:
     return source, None
 
 
-LANGUAGE_SUBSET = re.compile(r"^(?P<source>.+?)\[(?P<languages>[^\[\]]*)\]$")
-
-
 def split_language_subset(source: str) -> tuple[str, list[str] | None]:
-    """``tatoeba[de,sw,yo]`` -> (``tatoeba``, [de, sw, yo]): a benchmark cut to some languages."""
-    match = LANGUAGE_SUBSET.match(source.strip())
-    if not match:
+    """``tatoeba?languages=de,sw,xh`` -> (``tatoeba``, [de, sw, xh]): a registered benchmark cut to
+    some languages (the option syntax of BEIR folders and ``mteb:`` sources). Other sources are
+    returned whole, their options read by their own readers."""
+    from urllib.parse import parse_qsl
+
+    bare, sep, query = source.partition("?")
+    if not sep or parse_source(bare)[0] not in REGISTRY:
         return source, None
-    languages = [code.strip() for code in match["languages"].split(",") if code.strip()]
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True)
+    except ValueError:
+        raise DataError(f"cannot read the options {query!r}", file=bare, hint="write ?languages=de,sw") from None
+    unknown = [key for key, _ in pairs if key != "languages"]
+    if unknown:
+        raise DataError(f"unknown option {unknown[0]!r}", file=bare, hint="a registered benchmark takes ?languages=de,sw")
+    languages = [code.strip() for _, value in pairs for code in value.split(",") if code.strip()]
     if not languages:
-        raise DataError("an empty language list", file=source, hint="write name[code,code,...] or drop the brackets")
-    return match["source"], languages
+        raise DataError("an empty language list", file=bare, hint="write ?languages=code,code or drop the option")
+    return bare, languages
 
 
 def with_language_subset(source: str, languages: Sequence[str]) -> str:
     """The source string of ``source`` cut to ``languages`` (inverse of ``split_language_subset``)."""
-    return f"{source}[{','.join(languages)}]"
+    return f"{source}?languages={','.join(languages)}"
 
 
 # ---- locating registered datasets ---------------------------------------------------------
@@ -254,7 +264,7 @@ def _load_unregistered_corpus(source: str, *, passage: PassageUnit) -> ParallelC
 
 def detect_folder(path: Path) -> str:
     names = {p.name for p in path.iterdir()}
-    if "corpus.jsonl" in names:
+    if "corpus.jsonl" in names or "corpus.jsonl.gz" in names:
         return "beir"
     if any(n.startswith("tatoeba.") for n in names):
         return "tatoeba"
@@ -284,6 +294,35 @@ def squad_folder_files(path: Path) -> dict[str, Path]:
 
 
 # ---- benchmarks ---------------------------------------------------------------------------
+BEIR_OPTIONS = ("lang", "query_lang", "corpus_lang", "split")
+
+
+def beir_options(source: str) -> tuple[str, dict[str, str]]:
+    """``folder?query_lang=ja&corpus_lang=en`` -> (folder, options); unknown options are errors."""
+    from urllib.parse import parse_qsl
+
+    from scaling.names import closest
+
+    path, sep, query = source.partition("?")
+    if not sep:
+        return source, {}
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True)
+    except ValueError:
+        raise DataError(f"cannot read the options {query!r}", file=path, hint="write ?key=value&key=value") from None
+    options = dict(pairs)
+    for key, value in pairs:
+        if key not in BEIR_OPTIONS:
+            close = closest(key, BEIR_OPTIONS)
+            raise DataError(f"unknown option {key!r}" + (f" (did you mean {close!r}?)" if close else ""), file=path,
+                            hint=f"a BEIR folder takes {', '.join(BEIR_OPTIONS)}")
+        if not value:
+            raise DataError(f"option {key!r} has no value", file=path)
+    if "lang" in options and ({"query_lang", "corpus_lang"} & set(options)):
+        raise DataError("give lang (both sides) or query_lang/corpus_lang, not both", file=path)
+    return path, options
+
+
 def load_benchmark(source: str, *, data_dir: str | Path | None = None, languages: Sequence[str] | None = None,
                    lang: str | None = None, qrels_split: str = "test") -> BenchmarkSuite:
     """A suite of retrieval benchmarks (``scaling.data.suites``): one for a pool, one per
@@ -291,12 +330,14 @@ def load_benchmark(source: str, *, data_dir: str | Path | None = None, languages
 
     ``parallel-qa`` defaults to its held-out ``eval`` split; ``xquad`` (raw) is split into sentences
     with ``sentence_splitter``, which adds Romanian to an XQuAD-R-style pool. ``sib-200`` is one
-    merged pool of its ``test`` split (``scaling.data.sib_pool``). A BEIR folder needs ``lang``.
+    merged pool of its ``test`` split (``scaling.data.sib_pool``). A BEIR folder needs its
+    languages: ``lang``, or ``?lang=`` / ``?query_lang=&corpus_lang=`` in the source (``beir_options``),
+    or a ``lang`` field on its records.
     """
     bare, subset = split_language_subset(source)
     if subset is not None:
         if languages is not None:
-            raise DataError("languages given twice (in the source's brackets and as an argument)", file=source)
+            raise DataError("languages given twice (in the source's ?languages= and as an argument)", file=source)
         try:
             languages = canonical_many(subset)
         except (UnknownLanguageError, ValueError) as exc:
@@ -313,15 +354,19 @@ def load_benchmark(source: str, *, data_dir: str | Path | None = None, languages
             return build_sib200_pool(folder, codes, split=split, name=_label(entry, split), source=source)
         return BenchmarkSuite.of(build_lareqa(_squad_files(folder, entry, codes), name=_label(entry, split),
                                               split_sentences=entry.kind == "squad-raw"), source)
-    path = Path(bare).expanduser()
+    folder, options = beir_options(bare)
+    path = Path(folder).expanduser()
     if not path.is_dir():
         raise SourceNotFoundError("not a registered benchmark or a benchmark folder", file=source,
                                   hint=f"registered: {', '.join(sorted(REGISTRY))}")
     kind = detect_folder(path)
+    if options and kind != "beir":
+        raise DataError(f"options {sorted(options)} are for BEIR folders; this is a {kind} folder", file=path)
     if kind == "beir":
-        if lang is None:
-            raise DataError("a BEIR folder has no language field", file=path, hint="pass its language (lang=... / --lang)")
-        return BenchmarkSuite.of(read_beir(path, lang=lang, split=qrels_split), source)
+        langs = {k: options.get(k) for k in ("query_lang", "corpus_lang")}
+        if not any(langs.values()):
+            langs = {"query_lang": options.get("lang", lang), "corpus_lang": options.get("lang", lang)}
+        return BenchmarkSuite.of(read_beir(path, **langs, split=options.get("split", qrels_split)), source)
     if kind == "tatoeba":
         return build_tatoeba(path, languages, source=source)
     if kind == "squad":

@@ -24,6 +24,11 @@ from scaling.data.remote import cache_root
 from scaling.models.encoder import DualEncoder
 
 
+def encoding_settings(encoder: DualEncoder) -> dict:
+    """What, besides the weights, changes an embedding (prefixes, pooling, length, normalisation)."""
+    return {k: v for k, v in asdict(encoder.config).items() if k not in ("model", "num_layers", "freeze_word_embeddings")}
+
+
 def model_fingerprint(encoder: DualEncoder) -> str:
     """The model family's cheap identity of the weights (``ModelFamily.fingerprint``)."""
     from scaling.models.families import family_for
@@ -46,8 +51,7 @@ def embed_benchmark(encoder: DualEncoder, bench: RetrievalBenchmark, *, batch_si
     """``model_key``: the encoder's ``model_fingerprint``, when the caller evaluates several
     benchmarks with unchanged weights (hashing e5-small takes about 1 s)."""
     start = time.perf_counter()
-    settings = {k: v for k, v in asdict(encoder.config).items() if k not in ("model", "num_layers",
-                                                                              "freeze_word_embeddings")}
+    settings = encoding_settings(encoder)
     key = hashlib.blake2b(json.dumps([model_key or model_fingerprint(encoder), bench.fingerprint(), settings],
                                      sort_keys=True).encode(), digest_size=16).hexdigest()
     folder = Path(cache_dir) if cache_dir else cache_root() / "embeddings"

@@ -1,5 +1,11 @@
 """Evaluate an encoder on benchmark suites: embed (cached), rank exactly, score every setting.
 
+Ranking: in memory (``ranks.compute_ranks``) while the candidate embeddings fit ``memory_mb``;
+beyond it, the candidates are written once as shards and ranked chunk by chunk
+(``streaming.stream_ranks``), which gives the same rank table in memory bounded by the budget.
+``backend``: ``exact`` scores with torch (CPU, or the GPU where one is reserved), ``faiss`` with
+faiss's exact inner-product kernel (``IndexFlatIP``'s); both count ranks the same way.
+
 Results are tidy records ``benchmark, setting, query_lang, candidate_lang, metric, value`` that
 ``jobs/evaluate.py`` and the sweep write to Parquet. A suite's rule (``scaling.data.suites``)
 says which settings, cut-offs and metrics its members get and how their rows are reported.
@@ -19,7 +25,7 @@ from scaling.data.benchmark import RetrievalBenchmark
 from scaling.data.suites import BenchmarkSuite
 from scaling.eval.embeddings import embed_benchmark, model_fingerprint
 from scaling.eval.metrics import RANKING_FAMILIES
-from scaling.eval.ranks import compute_ranks
+from scaling.eval.ranks import RANK_BACKENDS, RankTable, compute_ranks
 from scaling.eval.settings import ALL, SETTINGS, MetricRecord, evaluate_settings
 from scaling.models.encoder import DualEncoder
 
@@ -41,6 +47,7 @@ class EvalConfig:
     device: str | None = None
     cache_dir: str | None = None
     use_cache: bool = True
+    backend: str = "exact"  # what computes the scores: "exact" (torch) or "faiss"
 
     def __post_init__(self) -> None:
         bad = [s for s in self.settings if s not in SETTINGS]
@@ -54,6 +61,8 @@ class EvalConfig:
         for name in ("batch_size", "memory_mb"):
             if getattr(self, name) < 1:
                 raise ValueError(f"eval.{name} must be >= 1, not {getattr(self, name)}")
+        if self.backend not in RANK_BACKENDS:
+            raise ValueError(f"eval.backend {self.backend!r}: choose one of {list(RANK_BACKENDS)}")
         if self.max_length is not None and self.max_length < 2:
             raise ValueError(f"eval.max_length must be at least 2 or unset, not {self.max_length}")
 
@@ -86,6 +95,43 @@ def _reported(name: str, families: Sequence[str]) -> bool:
     return name == "queries" or name.split("@", 1)[0] in families
 
 
+def fits_in_memory(n_candidates: int, dimension: int, memory_mb: int) -> bool:
+    """Whether the candidates' float32 embeddings fit the ranking budget (else: ranks from shards)."""
+    return 4 * n_candidates * dimension <= memory_mb << 20
+
+
+def rank_benchmark(bench: RetrievalBenchmark, query_emb: np.ndarray, cand_emb: np.ndarray,
+                   config: EvalConfig) -> tuple[RankTable, bool]:
+    """The exact rank table and whether it was streamed from shards (pools beyond ``memory_mb``)."""
+    if fits_in_memory(*cand_emb.shape, config.memory_mb):
+        return compute_ranks(bench, query_emb, cand_emb, query_chunk=config.query_chunk, memory_mb=config.memory_mb,
+                             device=config.device, backend=config.backend), False
+    import shutil
+    import tempfile
+
+    from scaling.data.remote import cache_root
+    from scaling.eval.shards import ShardWriter
+    from scaling.eval.streaming import QuerySet, stream_ranks
+
+    where = Path(config.cache_dir) if config.cache_dir else cache_root()
+    where.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=".pool-", dir=where))
+    try:
+        ids = bench.candidates.column("id")
+        langs = bench.candidates.column("lang")
+        rows = max(1024, (config.memory_mb << 20) // (4 * cand_emb.shape[1]))  # one shard fits the budget
+        writer = ShardWriter(folder / "pool", cand_emb.shape[1])
+        for a in range(0, len(cand_emb), rows):
+            writer.add(cand_emb[a:a + rows], ids.slice(a, rows).to_numpy(zero_copy_only=False).astype(str),
+                       langs.slice(a, rows).to_numpy(zero_copy_only=False).astype(str))
+        pool = writer.close()
+        table = stream_ranks(QuerySet.of(bench), query_emb, pool, memory_mb=config.memory_mb, device=config.device,
+                             backend=config.backend)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return table, True
+
+
 def evaluate_benchmark(encoder: DualEncoder, bench: RetrievalBenchmark, config: EvalConfig = EvalConfig(),
                        result: EvalResult | None = None, model_key: str | None = None) -> EvalResult:
     result = result if result is not None else EvalResult()
@@ -94,14 +140,16 @@ def evaluate_benchmark(encoder: DualEncoder, bench: RetrievalBenchmark, config: 
     emb = embed_benchmark(encoder, bench, batch_size=config.batch_size, cache_dir=config.cache_dir,
                           device=config.device, use_cache=config.use_cache, model_key=model_key)
     start = time.perf_counter()
-    table = compute_ranks(bench, emb.queries, emb.candidates, query_chunk=config.query_chunk,
-                          memory_mb=config.memory_mb, device=config.device)
+    table, streamed = rank_benchmark(bench, emb.queries, emb.candidates, config)
     scored = evaluate_settings(table, bench.name, settings=config.settings, ks=config.ks)
     result.timings[f"{bench.name}/encode"] = emb.seconds
     result.timings[f"{bench.name}/search"] = time.perf_counter() - start
     result.cached[bench.name] = emb.cached
     result.records += [r for r in scored.records if _reported(r.metric, config.metrics)]
     result.notes += list(bench.notes) + scored.notes
+    if streamed:
+        result.notes.append(f"{bench.name}: {len(bench.candidates)} candidates ranked from shards (their embeddings "
+                            f"exceed eval.memory_mb={config.memory_mb})")
     return result
 
 

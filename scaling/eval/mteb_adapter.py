@@ -20,11 +20,13 @@ from scaling.models.encoder import DualEncoder
 
 class MtebEncoder:
     def __init__(self, encoder: DualEncoder, *, name: str = "hybrid-scaling/checkpoint", batch_size: int = 64,
-                 device: str | None = None, instructions: Mapping[str, str] | None = None) -> None:
+                 device: str | None = None, instructions: Mapping[str, str] | None = None,
+                 revision: str | None = None) -> None:
         """``instructions``: task name -> query instruction, for tasks that should not get
         ``encoder.instruction`` (e5-mistral and Qwen3-Embedding use one per task)."""
         self.encoder, self.name, self.batch_size, self.device = encoder, name, batch_size, device
         self.instructions = dict(instructions or {})
+        self.revision = revision  # mteb's result cache is keyed by name and revision: the weights' fingerprint
 
     @staticmethod
     def _texts(inputs: Iterable[Any]) -> list[str]:
@@ -57,7 +59,7 @@ class MtebEncoder:
 
         counts = self.encoder.parameter_counts()
         return ModelMeta(
-            loader=None, name=self.name, revision=None, release_date=None, languages=None,
+            loader=None, name=self.name, revision=self.revision, release_date=None, languages=None,
             n_parameters=counts["total"], n_embedding_parameters=counts["total"] - counts["non_embedding"],
             memory_usage_mb=None, max_tokens=float(self.encoder.config.max_length),
             embed_dim=int(self.encoder.backbone.config.hidden_size), license=None, open_weights=True,

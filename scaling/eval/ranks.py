@@ -21,6 +21,7 @@ do not fit, ``streaming.stream_ranks`` reads the candidates chunk by chunk and g
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,6 +94,34 @@ class Judgements:
         return self.grades > 0
 
 
+RANK_BACKENDS = ("exact", "faiss")
+
+
+@functools.lru_cache(maxsize=1)
+def _gpu_resources():
+    import faiss
+
+    return faiss.StandardGpuResources()
+
+
+def score_block(queries: torch.Tensor, candidates: torch.Tensor, backend: str = "exact") -> torch.Tensor:
+    """(b, n) inner products: a torch matmul, or faiss's exact inner-product kernel (the one
+    ``IndexFlatIP`` searches with; faiss-gpu's where the tensors are on a GPU)."""
+    if backend == "exact":
+        return queries @ candidates.T
+    if backend != "faiss":
+        raise ValueError(f"ranking backend must be one of {RANK_BACKENDS}, not {backend!r}")
+    import faiss
+
+    if queries.device.type == "cuda" and hasattr(faiss, "StandardGpuResources"):  # faiss-gpu installed
+        out = faiss.pairwise_distance_gpu(_gpu_resources(), np.ascontiguousarray(queries.cpu().numpy()),
+                                          np.ascontiguousarray(candidates.cpu().numpy()), metric=faiss.METRIC_INNER_PRODUCT)
+        return torch.from_numpy(out).to(queries.device)
+    scores = faiss.pairwise_distances(np.ascontiguousarray(queries.cpu().numpy()), np.ascontiguousarray(candidates.cpu().numpy()),
+                                      metric=faiss.METRIC_INNER_PRODUCT)
+    return torch.from_numpy(scores).to(queries.device)
+
+
 def _pick_device(device: str | None) -> torch.device:
     return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
@@ -110,7 +139,7 @@ def check_embeddings(name: str, query_emb: np.ndarray, cand_emb: np.ndarray, n_q
 
 def compute_ranks(bench: RetrievalBenchmark, query_emb: np.ndarray, cand_emb: np.ndarray, *,
                   query_chunk: int | None = None, memory_mb: int = 256,
-                  device: str | None = None) -> RankTable:
+                  device: str | None = None, backend: str = "exact") -> RankTable:
     """Exact ranks of all relevant candidates; embeddings are in the benchmark's row order."""
     n_q, n_c = len(bench.queries), len(bench.candidates)
     check_embeddings(bench.name, query_emb, cand_emb, n_q, n_c)
@@ -150,7 +179,7 @@ def compute_ranks(bench: RetrievalBenchmark, query_emb: np.ndarray, cand_emb: np
     queries = torch.from_numpy(np.ascontiguousarray(query_emb, dtype=np.float32))
     for q0 in range(0, n_q, query_chunk):
         q1 = min(n_q, q0 + query_chunk)
-        scores = queries[q0:q1].to(dev) @ cand_sorted.T  # (b, N): one matmul, reused for thresholds
+        scores = score_block(queries[q0:q1].to(dev), cand_sorted, backend)  # (b, N): reused for thresholds
         cols = torch.from_numpy(np.maximum(rel_col[q0:q1], 0)).to(dev)
         thr = torch.gather(scores, 1, cols)
         thr = torch.where(torch.from_numpy(valid[q0:q1]).to(dev), thr, torch.full_like(thr, float("inf")))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from scaling.eval.embeddings import model_fingerprint
 from scaling.eval.evaluate import EvalResult, evaluate_suite
+from scaling.eval.mteb_tasks import evaluate_mteb
 from scaling.models.encoder import DualEncoder
 from scaling.plan import TrialPlan
 
@@ -18,6 +19,8 @@ def evaluate_plan(plan: TrialPlan, model_dir: str | Path) -> EvalResult:
     result = EvalResult()
     for suite in plan.read_benchmarks():
         evaluate_suite(encoder, suite, plan.eval, result, model_key)
+    for source in plan.mteb_sources():
+        evaluate_mteb(encoder, source, plan.eval, result, model_key)
     return result
 
 

@@ -28,7 +28,7 @@ import torch
 from scaling.data.benchmark import RetrievalBenchmark
 from scaling.data.errors import DataError
 from scaling.eval.counting import BYTES_PER_SCORE, count_block, segments_of
-from scaling.eval.ranks import Judgements, RankTable, _pick_device, check_embeddings
+from scaling.eval.ranks import Judgements, RankTable, _pick_device, check_embeddings, score_block
 from scaling.eval.shards import CandidateChunk, ShardedPool
 
 MIN_CHUNK_ROWS = 1024
@@ -109,7 +109,7 @@ def _locate(judged: Judgements, pool: ShardedPool, rows: int) -> _Located:
 
 def stream_ranks(queries: QuerySet | RetrievalBenchmark, query_emb: np.ndarray, pool: ShardedPool, *,
                  memory_mb: int = 256, device: str | None = None, query_block: int | None = None,
-                 chunk_rows: int | None = None) -> RankTable:
+                 chunk_rows: int | None = None, backend: str = "exact") -> RankTable:
     """Exact ranks of all relevant candidates; ``query_emb`` is in the queries' order.
     ``query_block``/``chunk_rows`` override what ``memory_mb`` gives (tests, measurements)."""
     qs = queries if isinstance(queries, QuerySet) else QuerySet.of(queries)
@@ -129,7 +129,7 @@ def stream_ranks(queries: QuerySet | RetrievalBenchmark, query_emb: np.ndarray, 
     def scored(chunk: CandidateChunk, qb: torch.Tensor) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
         perm, _ = _grouped(chunk)
         emb = torch.from_numpy(np.ascontiguousarray(chunk.embeddings[perm])).to(dev)
-        return qb @ emb.T, chunk.ids[perm], chunk.lang[perm]
+        return score_block(qb, emb, backend), chunk.ids[perm], chunk.lang[perm]
 
     for q0 in range(0, n_q, block):
         q1 = min(n_q, q0 + block)

@@ -19,6 +19,7 @@ from typing import Any, Sequence
 from scaling.data import ParallelCorpus, check_overlap, drop_overlaps, load_benchmark, load_corpus
 from scaling.data.suites import BenchmarkSuite
 from scaling.eval.evaluate import EvalConfig
+from scaling.eval.mteb_tasks import LOCAL_TASKS, MtebSource, is_mteb_source
 from scaling.models.families import family_for
 from scaling.plan.files import write_corpus, write_suite
 from scaling.plan.plan import PLAN_FOLDER, DataFile, SuiteFile, TrialPlan, TrialResources
@@ -48,7 +49,8 @@ class PlanBuilder:
         if zero_shot not in ("drop", "refuse"):
             raise ValueError(f"zero_shot must be 'drop' or 'refuse', not {zero_shot!r}")
         self.data_dir = resolve_data_dir(data_dir)
-        self.overlap_with, self.zero_shot = tuple(overlap_with), zero_shot
+        # mteb tasks load their data inside mteb: no zero-shot check against them (README, Benchmarks)
+        self.overlap_with, self.zero_shot = tuple(s for s in overlap_with if not is_mteb_source(s)), zero_shot
         self.evaluate_on, self.eval_config = tuple(evaluate_on), eval_config
         self.shared = shared  # where files shared by trials go (a study's folder); None: each plan's own
         self._suites: dict[str, BenchmarkSuite] = {}
@@ -60,6 +62,12 @@ class PlanBuilder:
         if source not in self._suites:
             self._suites[source] = load_benchmark(source, data_dir=self.data_dir)
         return self._suites[source]
+
+    def benchmark_hashes(self, source: str) -> dict[str, str]:
+        """Benchmark name -> content hash (an mteb task's: its dataset revision)."""
+        if is_mteb_source(source):
+            return {name: info["content_hash"] for name, info in MtebSource.parse(source).describe().items()}
+        return {b.name: b.fingerprint() for b in self.suite(source)}
 
     def training_corpus(self, cfg: TrainConfig) -> tuple[ParallelCorpus, dict[str, int]]:
         """The corpus of ``data.train`` and the groups dropped per overlapping benchmark."""
@@ -99,6 +107,8 @@ class PlanBuilder:
                         tuple(sources), dict(dropped))
 
     def _suite_file(self, source: str, own: ResultStore) -> SuiteFile:
+        if is_mteb_source(source):  # mteb loads its own data at evaluation: nothing to write
+            return SuiteFile(source, source, "", MtebSource.parse(source).describe())
         suite = self.suite(source)
         members = suite.describe()
         digest = hashlib.blake2b(json.dumps(members, sort_keys=True).encode(), digest_size=8).hexdigest()
@@ -108,6 +118,11 @@ class PlanBuilder:
             write_suite(store, rel, suite)
             self._written[store.uri(rel)] = True
         return SuiteFile(source, suite.name, store.uri(rel), members)
+
+    def _mteb_plugins(self) -> list:
+        """Modules of registered local mteb tasks, so the evaluation's process registers them too."""
+        tasks = [MtebSource.parse(s).task for s in self.evaluate_on if is_mteb_source(s)]
+        return [plugin_of(LOCAL_TASKS[t]) for t in tasks if t in LOCAL_TASKS]
 
     # ---- plans ----------------------------------------------------------------------------
     def check(self, config: TrainConfig) -> TrainConfig:
@@ -122,7 +137,7 @@ class PlanBuilder:
         family_for(cfg.encoder.model).check(cfg.encoder)
         self.heldout_corpus(cfg)
         for source in self.evaluate_on:
-            self.suite(source)
+            MtebSource.parse(source) if is_mteb_source(source) else self.suite(source)
         return cfg
 
     def plan(self, config: TrainConfig, *, run_location: str, scratch: Path, trial_id: str = "",
@@ -157,6 +172,7 @@ class PlanBuilder:
             benchmarks=tuple(self._suite_file(s, own) for s in self.evaluate_on), eval=self.eval_config,
             resources=resources or TrialResources(cfg.run.num_workers, cfg.run.cpus_per_worker, cfg.run.gpus_per_worker),
             location=own.location,
-            plugins=tuple(p for p in (plugin_of(get_strategy(cfg.sampler.strategy).sampler), plugin_of(family)) if p))
+            plugins=tuple(p for p in (plugin_of(get_strategy(cfg.sampler.strategy).sampler), plugin_of(family),
+                                      *self._mteb_plugins()) if p))
         plan.write()
         return plan

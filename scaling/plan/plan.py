@@ -12,6 +12,7 @@ from typing import Any
 from scaling.data.corpus import ParallelCorpus
 from scaling.data.suites import BenchmarkSuite
 from scaling.eval.evaluate import EvalConfig
+from scaling.eval.mteb_tasks import is_mteb_source
 from scaling.plan.files import read_corpus, read_suite
 from scaling.store import ResultStore
 from scaling.training.config import TrainConfig
@@ -119,8 +120,14 @@ class TrialPlan:
         return read_corpus(store, name, self.heldout.content_hash)
 
     def read_benchmarks(self) -> list[BenchmarkSuite]:
+        """The planned suites (``mteb:`` tasks aside: mteb loads those, see ``mteb_sources``)."""
         out = []
         for spec in self.benchmarks:
+            if is_mteb_source(spec.source):
+                continue
             store, name = _split(spec.path)
             out.append(read_suite(store, name))
         return out
+
+    def mteb_sources(self) -> list[str]:
+        return [spec.source for spec in self.benchmarks if is_mteb_source(spec.source)]

@@ -79,7 +79,8 @@ class StudyPlanner:
             corpus, _ = self.builder.training_corpus(replace(config, data=replace(config.data,
                                                                                   data_dir=self.builder.data_dir)))
             data[", ".join(config.data.train)] = corpus.fingerprint()
-        benchmarks = {b.name: b.fingerprint() for source in self.study.benchmarks for b in self.builder.suite(source)}
+        benchmarks = {name: digest for source in self.study.benchmarks
+                      for name, digest in self.builder.benchmark_hashes(source).items()}
         first = self.study.trials[0].identity
         return {"trials": {t.trial_id: {"axes": t.axes, "settings": t.identity["settings"]} for t in self.study.trials},
                 "benchmarks": first["benchmarks"], "eval": first["eval"], "zero_shot": first["zero_shot"],

@@ -11,7 +11,7 @@ Sections (validated before Ray starts; errors name the setting):
 * ``train``: the fixed training configuration (sections of ``TrainConfig``; ``train.sampler``
   may hold parameters of any strategy on the axis, each trial takes those of its own);
 * ``benchmarks``: evaluation sources; ``eval``: evaluation options (``EvalConfig``: settings,
-  ks, metrics, batch_size, max_length, memory_mb, device); ``zero_shot``: ``drop`` or ``refuse``
+  ks, metrics, batch_size, max_length, memory_mb, device, backend); ``zero_shot``: ``drop`` or ``refuse``
   overlapping items;
 * ``resources``: workers per trial, CPUs and GPUs per worker (fractions stay fractions),
   concurrent trials, and the evaluation stage's own CPUs and GPUs;
@@ -49,7 +49,7 @@ from scaling.training.config import SAMPLER_SHARED, TrainConfig, parse_override
 
 SECTIONS = ("study", "axes", "train", "benchmarks", "eval", "zero_shot", "resources", "storage", "keep_models")
 AXES = ("model", "languages", "strategy", "seed", "params")
-EVAL_KEYS = ("settings", "ks", "metrics", "batch_size", "max_length", "memory_mb", "device")
+EVAL_KEYS = ("settings", "ks", "metrics", "batch_size", "max_length", "memory_mb", "device", "backend")
 
 
 class StudyConfigError(ValueError):
@@ -347,12 +347,22 @@ def build_study(raw: dict, overrides: list[str], origin: str = "study") -> Study
     if not isinstance(benchmarks, list):
         raise StudyConfigError(f"benchmarks should be a list of source names, not {benchmarks!r}")
     benchmarks = [_benchmark(b) for b in benchmarks]
+    if any(b.startswith("mteb:") for b in benchmarks):  # task names are in mteb's metadata: checked offline
+        from scaling.eval.mteb_tasks import MtebTaskError, check_mteb_sources
+
+        try:
+            check_mteb_sources(benchmarks)
+        except MtebTaskError as exc:
+            raise StudyConfigError(str(exc)) from None
     eval_config = _eval_config(raw.get("eval"))
     params = axes.get("params") or {}
     if not isinstance(params, dict) or any(not isinstance(v, list) or not v for v in params.values()):
         raise StudyConfigError("axes.params must map dotted training settings to non-empty lists of values")
 
-    study_settings = {"benchmarks": list(benchmarks), "eval": asdict(eval_config), "zero_shot": zero_shot}
+    eval_identity = asdict(eval_config)
+    if eval_identity["backend"] == "exact":  # the default, added later: trial ids of earlier studies stay
+        del eval_identity["backend"]
+    study_settings = {"benchmarks": list(benchmarks), "eval": eval_identity, "zero_shot": zero_shot}
     base_model = (train.get("encoder") or {}).get("model", EncoderConfig.model)
     strategies = _strategies(axes.get("strategy"))
     sampler_base = dict(train.get("sampler") or {})
