@@ -23,6 +23,7 @@ from scaling.models.encoder import DualEncoder
 from scaling.models.families import family_for
 from scaling.plan import TrialPlan
 from scaling.samplers import make_sampler
+from scaling.samplers.counts import tally
 from scaling.training import checkpoint as ckpt
 from scaling.training.context import WorkerContext
 from scaling.training.faults import FaultInjection
@@ -45,7 +46,7 @@ class WorkerRun:
         if cfg.run.torch_threads:
             torch.set_num_threads(cfg.run.torch_threads)
         corpus = plan.read_corpus()
-        self.sampler = make_sampler(cfg.sampler, corpus, cfg.data.languages)
+        self.sampler = make_sampler(cfg.sampler, corpus, cfg.data.languages, cfg.data.source_weights())
         self.family = family_for(cfg.encoder.model)
         self.encoder: DualEncoder = self.family.build(cfg.encoder).to(ctx.device)
         self.tokens = tokenize_corpus(self.encoder, corpus)
@@ -89,7 +90,8 @@ class WorkerRun:
         self.family.load_trainable_state(self.encoder, state["model"])
         self.step_fn.load_state_dict(state)
         self.sampler.load_state_dict(state["sampler"])
-        self.progress = ckpt.Progress(state["step"], state["history"], state["batch_counts"], state["step"])
+        self.progress = ckpt.Progress(state["step"], state["history"], state["batch_counts"], state["step"],
+                                      state.get("sampling", {}))
         if self.progress_file is not None:  # the file goes on from the records so far
             self.progress_file.lines = [json.dumps(h) for h in self.progress.history]
         return True
@@ -120,7 +122,8 @@ class WorkerRun:
                 if last:
                     metrics.update(held)  # computed at this (last) step's report
                     self.family.save(self.encoder, Path(tmp) / MODEL_FOLDER)
-                    TrainOutcome(metrics, p.history, p.batch_counts, self.encoder.parameter_counts()).write(Path(tmp))
+                    TrainOutcome(metrics, p.history, p.batch_counts, self.encoder.parameter_counts(),
+                                 p.sampling).write(Path(tmp))
                 else:  # resume state; the final checkpoint holds only the model and the outcome
                     ckpt.save_state(Path(tmp), model=self.family.trainable_state(self.encoder),
                                     step_state=self.step_fn.state_dict(), sampler=self.sampler.state_dict(), progress=p)
@@ -151,6 +154,7 @@ class WorkerRun:
             p.step += 1
             key = f"{batch.kind}:{'+'.join(batch.languages) if batch.kind != 'xy' else 'mixed'}"
             p.batch_counts[key] = p.batch_counts.get(key, 0) + 1
+            tally(p.sampling, batch, self.sampler.index)
             window.add(result.loss, result.seconds, len(batch.query_rows), n_tokens * ctx.world)
 
             last = p.step == cfg.optim.max_steps
