@@ -188,3 +188,27 @@ def test_a_zero_shot_language_in_training_is_refused_before_ray(tmp_path):
         build_study({**base, "zero_shot": {"langs": ["sw"]}}, [])
     with pytest.raises(StudyConfigError, match=r"zero_shot\.items must be 'drop' or 'refuse'"):
         build_study({**base, "zero_shot": {"items": "keep"}}, [])
+
+
+def test_a_study_plans_a_weighted_mix_of_adapters_and_names_the_bad_trial(tmp_path):
+    from pathlib import Path
+
+    from scaling.store import ResultStore
+    from scaling.sweep.driver import StudyPlanner
+    from scaling.sweep.study import StudyConfigError, build_study
+
+    fixtures = Path(__file__).parent / "fixtures"
+    raw = {"study": {"name": "mix"}, "axes": {"languages": [["en", "de"]], "strategy": ["xy"]},
+           "benchmarks": ["parallel-qa:eval"], "storage": str(tmp_path / "results"),
+           "train": {"encoder": {"model": "tiny:hidden=32,layers=2"}, "sampler": {"batch_size": 2},
+                     "data": {"train": [{"source": "belebele:all", "weight": 2, "options": {"path": str(fixtures / "belebele")}},
+                                        {"source": "flores-plus:dev", "options": {"path": str(fixtures / "flores-plus")}}],
+                              "heldout": None}}}
+    planner = StudyPlanner(build_study(raw, []), ResultStore(tmp_path / "results" / "mix"))
+    planner.check()
+    label = f"belebele:all (weight 2, path={fixtures / 'belebele'}), flores-plus:dev (path={fixtures / 'flores-plus'})"
+    assert list(planner.identity()["data"]["training"]) == [label]
+    raw["axes"]["languages"] = [["en", "de"], ["de", "sw"]]  # FLORES+ (en, fr, zh) has neither German nor Swahili
+    with pytest.raises(StudyConfigError, match=r"trial \w+ .*data\.train\[1\] 'flores-plus:dev \(path=.*\)' has no data in "
+                                               r"any of data\.languages \['de', 'sw'\]"):
+        StudyPlanner(build_study(raw, []), ResultStore(tmp_path / "results" / "mix2")).check()
