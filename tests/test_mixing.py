@@ -212,3 +212,18 @@ def test_a_study_plans_a_weighted_mix_of_adapters_and_names_the_bad_trial(tmp_pa
     with pytest.raises(StudyConfigError, match=r"trial \w+ .*data\.train\[1\] 'flores-plus:dev \(path=.*\)' has no data in "
                                                r"any of data\.languages \['de', 'sw'\]"):
         StudyPlanner(build_study(raw, []), ResultStore(tmp_path / "results" / "mix2")).check()
+
+
+def test_groups_spanning_sources_take_the_mean_weight_of_their_rows():
+    """A translated corpus keeps its original's group ids: its rows join those groups."""
+    original = qa_rows("orig", ["en", "de"], 3, "g")
+    translated = [{**r, "lang": "sw", "query": r["query"] + " sw", "passage": r["passage"] + " sw", "source": "mt"}
+                  for r in qa_rows("mt", ["en"], 3, "g")]
+    corpus = ParallelCorpus.from_rows(original + translated, origin="mix")
+    index = CorpusIndex(corpus, None, {"orig": 1.0, "mt": 4.0})
+    assert index.multi_weights.tolist() == pytest.approx([2.0, 2.0, 2.0])  # (1 + 1 + 4) / 3 per group
+    assert index.mono_weights["sw"].tolist() == [4.0, 4.0, 4.0] and index.mono_size("sw") == 12.0
+    assert index.mono_size("de") == 3.0
+    assert CorpusIndex(corpus, ["en", "sw"], {"orig": 1.0, "mt": 4.0}).multi_weights.tolist() == [2.5, 2.5, 2.5]
+    with pytest.raises(ValueError, match=r"rows of source\(s\) \['mt'\] have no weight"):
+        CorpusIndex(corpus, None, {"orig": 1.0})
