@@ -227,3 +227,22 @@ def test_groups_spanning_sources_take_the_mean_weight_of_their_rows():
     assert CorpusIndex(corpus, ["en", "sw"], {"orig": 1.0, "mt": 4.0}).multi_weights.tolist() == [2.5, 2.5, 2.5]
     with pytest.raises(ValueError, match=r"rows of source\(s\) \['mt'\] have no weight"):
         CorpusIndex(corpus, None, {"orig": 1.0})
+
+
+def test_same_content_with_other_source_labels_gets_its_own_plan_file(tmp_path):
+    """A study's plans share corpus files by content hash, which leaves out ``source``: a mix
+    must not read another trial's file whose rows are labelled differently."""
+    from scaling.plan import PlanBuilder
+    from scaling.store import ResultStore
+
+    mix = _mix_config(tmp_path)
+    together = tmp_path / "together.parquet"
+    write_parquet_corpus(ParallelCorpus.from_rows(qa_rows("qa", ["en", "de"], 24, "qa")
+                                                  + bitext_rows("bt", ["en", "sw"], 24, "bt"), origin="both"), together)
+    single = mix.with_values({"data.train": [str(together)]})
+    builder = PlanBuilder(shared=ResultStore(tmp_path / "study"))
+    plans = [builder.plan(cfg, run_location=str(tmp_path / f"run{i}"), scratch=tmp_path / f"s{i}")
+             for i, cfg in enumerate((single, mix))]
+    assert plans[0].corpus.content_hash == plans[1].corpus.content_hash and plans[0].corpus.path != plans[1].corpus.path
+    assert set(plans[1].read_corpus().table.column("source").to_pylist()) == {s.source for s in mix.data.sources}
+    make_sampler(mix.sampler, plans[1].read_corpus(), None, mix.data.source_weights())  # what the worker does

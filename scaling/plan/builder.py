@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from scaling.data import ParallelCorpus, check_overlap, drop_overlaps, load_benchmark, load_corpus
+from scaling.data.corpus import columns_fingerprint
 from scaling.data.mixing import check_source_languages, mix_sources
 from scaling.data.overlap import check_zero_shot_languages
 from scaling.data.suites import BenchmarkSuite
@@ -101,7 +102,10 @@ class PlanBuilder:
     # ---- files ----------------------------------------------------------------------------
     def _data_file(self, corpus: ParallelCorpus, sources: Sequence[str], dropped: dict[str, int],
                    own: ResultStore, name: str) -> DataFile:
-        store, rel = (self.shared, f"data/corpus-{corpus.fingerprint()}.parquet") if self.shared else (own, name)
+        # the content hash leaves out the source column, which a mix's weights are keyed by: name the file by both
+        sources_digest = columns_fingerprint((corpus.table, ("source",)))[:8]
+        shared_rel = f"data/corpus-{corpus.fingerprint()}-{sources_digest}.parquet"
+        store, rel = (self.shared, shared_rel) if self.shared else (own, name)
         if store.uri(rel) not in self._written:
             write_corpus(store, rel, corpus)
             self._written[store.uri(rel)] = True
