@@ -12,9 +12,11 @@ from __future__ import annotations
 import collections
 import unicodedata
 from dataclasses import dataclass
+from typing import Sequence
 
 from scaling.data.benchmark import RetrievalBenchmark
 from scaling.data.corpus import ParallelCorpus
+from scaling.languages import canonical
 
 
 def normalise_text(text: str) -> str:
@@ -82,3 +84,16 @@ def check_overlap(corpus: ParallelCorpus, benchmark: RetrievalBenchmark, *, corp
 def drop_overlaps(corpus: ParallelCorpus, report: OverlapReport) -> tuple[ParallelCorpus, int]:
     """The corpus without the overlapping groups, and how many groups were dropped."""
     return corpus.drop_groups(report.group_ids), len(report.group_ids)
+
+
+def check_zero_shot_languages(training: Sequence[str], zero_shot: Sequence[str],
+                              setting: str = "zero_shot.languages") -> None:
+    """The language-level guarantee: no language declared zero-shot is a training language."""
+    if not zero_shot:
+        return
+    declared = [canonical(x) for x in zero_shot]
+    leaked = [x for x in declared if x in {canonical(t) for t in training}]
+    if leaked:
+        raise ValueError(f"evaluation language(s) {leaked} are declared zero-shot ({setting}) but this trial trains on "
+                         f"them (training languages: {', '.join(training)}); remove them from data.languages (or the "
+                         f"languages axis) or from {setting}")

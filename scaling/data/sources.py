@@ -9,7 +9,10 @@ A source string is one of
   ``lang``, or ``query_lang`` and ``corpus_lang`` for a cross-lingual set, and ``split``, the
   qrels file: ``path/to/xor-tydi-ja?query_lang=ja&corpus_lang=en&split=dev``);
 * a URL (``https://...``, ``file://...``) of a corpus file, downloaded once into the cache;
-* ``hf:owner/name[:split]``, a hub dataset in the canonical corpus columns.
+* ``hf:owner/name[:split]``, a hub dataset in the canonical corpus columns;
+* an adapter of a hub dataset in its published schema (``scaling.data.adapters``):
+  ``belebele:<split>``, ``mmarco:train``, ``miracl:<split>``, ``flores-plus:<split>``, read from
+  ``<data dir>/<name>/`` (or the ``path`` option) laid out as the hub publishes it, else the hub.
 
 Registered datasets are looked up in the data directory (``--data-dir`` or ``SCALING_DATA_DIR``),
 then in the download cache, then downloaded where the source has a public address and downloads
@@ -22,8 +25,10 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
+from scaling.data import belebele, flores_plus, miracl, mmarco  # noqa: F401  (adapter registration)
+from scaling.data.adapters import ADAPTERS, load_adapter_corpus
 from scaling.data.beir import read_beir
 from scaling.data.bitext import SIB_SPLITS, read_sib200_corpus, read_tatoeba_corpus
 from scaling.data.corpus import ParallelCorpus
@@ -87,10 +92,13 @@ def data_dir(explicit: str | Path | None = None) -> Path | None:
     return Path(value).expanduser() if value else None
 
 
+_resolve_data_dir = data_dir  # for functions whose ``data_dir`` argument shadows it
+
+
 def parse_source(source: str) -> tuple[str, str | None]:
     """Split ``name:split`` for registered names; anything else is returned whole."""
     name, sep, split = source.partition(":")
-    if sep and name in REGISTRY:
+    if sep and (name in REGISTRY or name in ADAPTERS):
         return name, split
     return source, None
 
@@ -212,9 +220,17 @@ def _check_split(entry: RegisteredDataset, split: str | None) -> str | None:
 
 # ---- corpora ------------------------------------------------------------------------------
 def load_corpus(source: str, *, data_dir: str | Path | None = None, languages: Sequence[str] | None = None,
-                passage: PassageUnit = "sentence") -> ParallelCorpus:
-    """A training corpus from a source string (see the module docstring)."""
+                passage: PassageUnit = "sentence", options: Mapping[str, Any] | None = None,
+                where: str = "options") -> ParallelCorpus:
+    """A training corpus from a source string (see the module docstring); ``options`` go to an
+    adapter (``where`` names them in errors) and are refused by every other source."""
     name, split = parse_source(source)
+    if name in ADAPTERS:
+        corpus = load_adapter_corpus(name, split, data_dir=_resolve_data_dir(data_dir), options=options, where=where)
+        return corpus.select_languages(languages) if languages else corpus
+    if options:
+        raise ValueError(f"{where}: source {source!r} takes no options (only the adapters "
+                         f"{', '.join(sorted(ADAPTERS))} do)")
     if name in REGISTRY:
         entry = REGISTRY[name]
         split = _check_split(entry, split)

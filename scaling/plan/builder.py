@@ -12,11 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Sequence
 
 from scaling.data import ParallelCorpus, check_overlap, drop_overlaps, load_benchmark, load_corpus
+from scaling.data.corpus import columns_fingerprint
+from scaling.data.mixing import check_source_languages, mix_sources
+from scaling.data.overlap import check_zero_shot_languages
 from scaling.data.suites import BenchmarkSuite
 from scaling.eval.evaluate import EvalConfig
 from scaling.eval.mteb_tasks import LOCAL_TASKS, MtebSource, is_mteb_source
@@ -35,6 +38,14 @@ def resolve_data_dir(value: str | None) -> str | None:
     return str(Path(value).expanduser().resolve()) if value else None
 
 
+def composition(corpus: ParallelCorpus) -> dict[str, dict[str, int]]:
+    """Rows per source and language (a mix labels rows by their entry's source string)."""
+    out: dict[str, dict[str, int]] = {}
+    for source, lang in zip(corpus.table.column("source").to_pylist(), corpus.table.column("lang").to_pylist()):
+        out.setdefault(source, {})[lang] = out.get(source, {}).get(lang, 0) + 1
+    return {s: dict(sorted(v.items())) for s, v in sorted(out.items())}
+
+
 def _slug(source: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in source)[:40]
 
@@ -45,12 +56,13 @@ class PlanBuilder:
 
     def __init__(self, *, data_dir: str | None = None, overlap_with: Sequence[str] = (), zero_shot: str = "drop",
                  evaluate_on: Sequence[str] = (), eval_config: EvalConfig = EvalConfig(),
-                 shared: ResultStore | None = None) -> None:
+                 shared: ResultStore | None = None, zero_shot_languages: Sequence[str] = ()) -> None:
         if zero_shot not in ("drop", "refuse"):
             raise ValueError(f"zero_shot must be 'drop' or 'refuse', not {zero_shot!r}")
         self.data_dir = resolve_data_dir(data_dir)
         # mteb tasks load their data inside mteb: no zero-shot check against them (README, Benchmarks)
         self.overlap_with, self.zero_shot = tuple(s for s in overlap_with if not is_mteb_source(s)), zero_shot
+        self.zero_shot_languages = tuple(zero_shot_languages)  # evaluation languages no trial may train on
         self.evaluate_on, self.eval_config = tuple(evaluate_on), eval_config
         self.shared = shared  # where files shared by trials go (a study's folder); None: each plan's own
         self._suites: dict[str, BenchmarkSuite] = {}
@@ -71,17 +83,16 @@ class PlanBuilder:
 
     def training_corpus(self, cfg: TrainConfig) -> tuple[ParallelCorpus, dict[str, int]]:
         """The corpus of ``data.train`` and the groups dropped per overlapping benchmark."""
-        key = json.dumps([cfg.data.train, cfg.data.passage, cfg.data.exclude_overlap_with])
+        key = json.dumps([asdict(s) for s in cfg.data.sources] + [cfg.data.passage, cfg.data.exclude_overlap_with])
         if key not in self._corpora:
-            corpora = [load_corpus(s, data_dir=self.data_dir, passage=cfg.data.passage) for s in cfg.data.train]
-            corpus = corpora[0] if len(corpora) == 1 else ParallelCorpus.concat(corpora)
+            corpus = mix_sources(cfg.data.sources, data_dir=self.data_dir, passage=cfg.data.passage, load=load_corpus)
             dropped: dict[str, int] = {}
             for source in dict.fromkeys(self.overlap_with + tuple(cfg.data.exclude_overlap_with)):
                 for bench in self.suite(source):
                     report = check_overlap(corpus, bench)
                     if report.group_ids and self.zero_shot == "refuse":
                         raise ValueError(f"zero_shot: refuse, but training data overlaps the benchmarks: "
-                                         f"{len(report.group_ids)} groups of {list(cfg.data.train)} are in "
+                                         f"{len(report.group_ids)} groups of {list(cfg.data.labels)} are in "
                                          f"{bench.name}; set zero_shot: drop or change the data")
                     corpus, n = drop_overlaps(corpus, report)
                     dropped[bench.name] = dropped.get(bench.name, 0) + n
@@ -99,12 +110,15 @@ class PlanBuilder:
     # ---- files ----------------------------------------------------------------------------
     def _data_file(self, corpus: ParallelCorpus, sources: Sequence[str], dropped: dict[str, int],
                    own: ResultStore, name: str) -> DataFile:
-        store, rel = (self.shared, f"data/corpus-{corpus.fingerprint()}.parquet") if self.shared else (own, name)
+        # the content hash leaves out the source column, which a mix's weights are keyed by: name the file by both
+        sources_digest = columns_fingerprint((corpus.table, ("source",)))[:8]
+        shared_rel = f"data/corpus-{corpus.fingerprint()}-{sources_digest}.parquet"
+        store, rel = (self.shared, shared_rel) if self.shared else (own, name)
         if store.uri(rel) not in self._written:
             write_corpus(store, rel, corpus)
             self._written[store.uri(rel)] = True
         return DataFile(store.uri(rel), corpus.fingerprint(), len(corpus), corpus.num_groups, tuple(corpus.languages),
-                        tuple(sources), dict(dropped))
+                        tuple(sources), dict(dropped), composition(corpus))
 
     def _suite_file(self, source: str, own: ResultStore) -> SuiteFile:
         if is_mteb_source(source):  # mteb loads its own data at evaluation: nothing to write
@@ -130,7 +144,9 @@ class PlanBuilder:
         with the data directory resolved."""
         cfg = replace(config, data=replace(config.data, data_dir=self.data_dir))
         corpus, _ = self.training_corpus(cfg)
-        make_sampler(cfg.sampler, corpus, cfg.data.languages)  # raises on any bad sampler setting
+        check_source_languages(cfg.data.sources, corpus, cfg.data.languages)
+        check_zero_shot_languages(cfg.data.languages or corpus.languages, self.zero_shot_languages)
+        make_sampler(cfg.sampler, corpus, cfg.data.languages, cfg.data.source_weights())  # raises on any bad sampler setting
         if cfg.sampler.batch_size % cfg.run.num_workers:
             raise ValueError(f"sampler.batch_size {cfg.sampler.batch_size} must be divisible by run.num_workers "
                              f"{cfg.run.num_workers} (each worker takes an equal slice of the global batch)")
@@ -167,7 +183,7 @@ class PlanBuilder:
         heldout = self.heldout_corpus(cfg)
         plan = TrialPlan(
             trial_id=trial_id, axes=dict(axes or {}), config=cfg,
-            corpus=self._data_file(corpus, cfg.data.train, dropped, own, "corpus.parquet"),
+            corpus=self._data_file(corpus, cfg.data.labels, dropped, own, "corpus.parquet"),
             heldout=self._data_file(heldout, [cfg.data.heldout], {}, own, "heldout.parquet") if heldout else None,
             benchmarks=tuple(self._suite_file(s, own) for s in self.evaluate_on), eval=self.eval_config,
             resources=resources or TrialResources(cfg.run.num_workers, cfg.run.cpus_per_worker, cfg.run.gpus_per_worker),

@@ -32,10 +32,12 @@ class DataFile:
     languages: tuple[str, ...]
     sources: tuple[str, ...]
     dropped_groups: dict[str, int] = field(default_factory=dict)  # per benchmark: groups removed (zero-shot)
+    composition: dict[str, dict[str, int]] = field(default_factory=dict)  # rows per source and language
 
     def describe(self) -> dict[str, Any]:
         return {"sources": list(self.sources), "dropped_groups": self.dropped_groups, "rows": self.rows,
-                "groups": self.groups, "languages": list(self.languages), "content_hash": self.content_hash}
+                "groups": self.groups, "languages": list(self.languages), "content_hash": self.content_hash,
+                "composition": self.composition}
 
 
 @dataclass(frozen=True)

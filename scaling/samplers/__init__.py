@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from scaling.data.corpus import ParallelCorpus
 from scaling.names import closest
@@ -71,10 +71,11 @@ class SamplerConfig:
         return get_strategy(self.strategy).recipe(self.params)
 
 
-def make_sampler(config: SamplerConfig, corpus: ParallelCorpus | CorpusIndex, languages: Sequence[str] | None = None
-                 ) -> BatchSampler:
-    """Build and validate a sampler; every error names the setting and happens before training."""
-    index = corpus if isinstance(corpus, CorpusIndex) else CorpusIndex(corpus, languages)
+def make_sampler(config: SamplerConfig, corpus: ParallelCorpus | CorpusIndex, languages: Sequence[str] | None = None,
+                 source_weights: Mapping[str, float] | None = None) -> BatchSampler:
+    """Build and validate a sampler; every error names the setting and happens before training.
+    ``source_weights``: a mix's weights by row ``source`` (``scaling.data.mixing``)."""
+    index = corpus if isinstance(corpus, CorpusIndex) else CorpusIndex(corpus, languages, source_weights)
     cls = get_strategy(config.strategy).sampler
     return cls(index=index, batch_size=config.batch_size, seed=config.seed, steps_per_epoch=config.steps_per_epoch,
                params=config.params)

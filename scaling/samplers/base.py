@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import collections
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -44,7 +44,8 @@ class Batch:
 class CorpusIndex:
     """Rows of a corpus by group and language, restricted to the training languages."""
 
-    def __init__(self, corpus: ParallelCorpus, languages: Sequence[str] | None = None) -> None:
+    def __init__(self, corpus: ParallelCorpus, languages: Sequence[str] | None = None,
+                 source_weights: Mapping[str, float] | None = None) -> None:
         t = corpus.table
         langs = t.column("lang").to_pylist()
         wanted = list(corpus.languages) if languages is None else [canonical(x) for x in languages]
@@ -80,6 +81,29 @@ class CorpusIndex:
         for lang in self.languages:
             self.mono_groups[lang] = np.array(sorted(by_lang[lang]), dtype=np.int64)
         self.multi_groups = np.array([gi for gi, ls in enumerate(self.group_langs) if len(ls) >= 2], dtype=np.int64)
+        self.row_lang = np.array(langs, dtype=object)
+        self.row_source = np.array(t.column("source").to_pylist(), dtype=object)
+        self._weigh(source_weights)
+
+    def _weigh(self, source_weights: Mapping[str, float] | None) -> None:
+        """Draw weights from the sources' weights (``scaling.data.mixing``); None: unweighted."""
+        self.row_weight: np.ndarray | None = None
+        self.mono_weights: dict[str, np.ndarray] = {}
+        self.multi_weights: np.ndarray | None = None
+        if not source_weights:
+            return
+        missing = sorted(set(self.row_source) - set(source_weights))
+        if missing:
+            raise SamplerConfigError(f"rows of source(s) {missing} have no weight; the weights name {sorted(source_weights)}")
+        self.row_weight = np.array([source_weights[s] for s in self.row_source], dtype=np.float64)
+        for lang, groups in self.mono_groups.items():
+            self.mono_weights[lang] = np.array([self.row_weight[self.rows[(int(g), lang)]] for g in groups])
+        self.multi_weights = np.array([np.mean([self.row_weight[self.rows[(int(g), lang)]] for lang in self.group_langs[g]])
+                                       for g in self.multi_groups], dtype=np.float64)
+
+    def mono_size(self, lang: str) -> float:
+        """A language's X-X data size: its monolingual groups, each counted by its row's weight."""
+        return float(self.mono_weights[lang].sum()) if self.row_weight is not None else float(len(self.mono_groups[lang]))
 
     @property
     def num_rows(self) -> int:
@@ -160,8 +184,12 @@ class BatchSampler:
         self.state = SamplerState(int(state["epoch"]), int(state["step"]))
 
     # ---- helpers for subclasses -----------------------------------------------------------
-    def _choose(self, rng: np.random.Generator, pool: np.ndarray, what: str) -> np.ndarray:
+    def _choose(self, rng: np.random.Generator, pool: np.ndarray, what: str, weights: np.ndarray | None = None
+                ) -> np.ndarray:
+        """``batch_size`` distinct entries of ``pool``: uniformly, or (a mix) in proportion to ``weights``."""
         if len(pool) < self.batch_size:
             raise SamplerConfigError(f"batch_size {self.batch_size} is larger than the {len(pool)} groups available "
                                      f"for {what}; lower the batch size or add data")
-        return rng.choice(pool, size=self.batch_size, replace=False)
+        if weights is None:
+            return rng.choice(pool, size=self.batch_size, replace=False)
+        return rng.choice(pool, size=self.batch_size, replace=False, p=weights / weights.sum())

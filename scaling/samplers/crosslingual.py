@@ -24,7 +24,7 @@ class CrossLingualSampler(BatchSampler):
         return int(sum(len(self.index.group_langs[g]) for g in self.index.multi_groups))
 
     def draw(self, rng: np.random.Generator, step: int) -> Batch:
-        groups = self._choose(rng, self.index.multi_groups, "cross-lingual pairs")
+        groups = self._choose(rng, self.index.multi_groups, "cross-lingual pairs", self.index.multi_weights)
         q_rows, p_rows, langs = [], [], set()
         for g in groups:
             available = self.index.group_langs[int(g)]

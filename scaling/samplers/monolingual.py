@@ -27,7 +27,7 @@ class LanguageSampling:
             raise SamplerConfigError(f"sampler.temperature must be a number > 0, not {self.temperature!r}")
 
 
-def language_probabilities(sizes: dict[str, int], how: str, temperature: float) -> np.ndarray:
+def language_probabilities(sizes: dict[str, float], how: str, temperature: float) -> np.ndarray:
     """Uniform, or proportional to data size with a temperature: p ~ n ** (1 / T)."""
     n = np.array(list(sizes.values()), dtype=np.float64)
     p = np.ones_like(n) if how == "uniform" else n ** (1.0 / temperature)
@@ -57,7 +57,8 @@ class MonolingualSampler(BatchSampler):
     def setup(self) -> None:
         usable = self.usable_languages()
         self._langs = list(usable)
-        self._probs = language_probabilities(usable, self.params.language_sampling, self.params.temperature)
+        sizes = {lang: self.index.mono_size(lang) for lang in usable}  # weighted in a mix of sources
+        self._probs = language_probabilities(sizes, self.params.language_sampling, self.params.temperature)
 
     def eligible_rows(self) -> int:
         return int(sum(len(g) for g in self.index.mono_groups.values()))
@@ -68,7 +69,7 @@ class MonolingualSampler(BatchSampler):
 
     def language_batch(self, rng: np.random.Generator, step: int, lang: str) -> Batch:
         """``batch_size`` distinct groups of ``lang``, each as a (query, passage) pair in ``lang``."""
-        groups = self._choose(rng, self.index.mono_groups[lang], f"language {lang}")
+        groups = self._choose(rng, self.index.mono_groups[lang], f"language {lang}", self.index.mono_weights.get(lang))
         rows = np.array([self.index.rows[(int(g), lang)] for g in groups], dtype=np.int64)
         return Batch(step, self.kind, rows, rows.copy(), (lang,))
 

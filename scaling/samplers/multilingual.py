@@ -28,6 +28,8 @@ class MultilingualSampler(BatchSampler):
         self._rows = np.array(sorted(r for r in self.index.rows.values() if self.index.mono_ok[r]), dtype=np.int64)
         self._group_of_row = {row: gi for (gi, _), row in self.index.rows.items()}
         self._lang_of_row = {row: lang for (_, lang), row in self.index.rows.items()}
+        w = self.index.row_weight
+        self._p = None if w is None else w[self._rows] / w[self._rows].sum()
 
     def eligible_rows(self) -> int:
         return len(self._rows)
@@ -35,7 +37,7 @@ class MultilingualSampler(BatchSampler):
     def draw(self, rng: np.random.Generator, step: int) -> Batch:
         chosen, seen = [], set()
         while len(chosen) < self.batch_size:  # uniform over rows, one row per group
-            for row in rng.choice(self._rows, size=min(len(self._rows), 2 * self.batch_size), replace=False):
+            for row in rng.choice(self._rows, size=min(len(self._rows), 2 * self.batch_size), replace=False, p=self._p):
                 g = self._group_of_row[int(row)]
                 if g not in seen:
                     seen.add(g)

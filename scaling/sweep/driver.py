@@ -51,6 +51,7 @@ class StudyPlanner:
         self.study, self.store = study, store
         self.builder = PlanBuilder(data_dir=study.trials[0].config.data.data_dir, overlap_with=study.benchmarks,
                                    zero_shot=study.zero_shot, evaluate_on=study.benchmarks, eval_config=study.eval,
+                                   zero_shot_languages=study.zero_shot_languages,
                                    shared=store)
         self.configs: dict[str, TrainConfig] = {}
 
@@ -78,7 +79,7 @@ class StudyPlanner:
         for config in self.configs.values():
             corpus, _ = self.builder.training_corpus(replace(config, data=replace(config.data,
                                                                                   data_dir=self.builder.data_dir)))
-            data[", ".join(config.data.train)] = corpus.fingerprint()
+            data[", ".join(config.data.labels)] = corpus.fingerprint()
         benchmarks = {name: digest for source in self.study.benchmarks
                       for name, digest in self.builder.benchmark_hashes(source).items()}
         first = self.study.trials[0].identity
@@ -154,7 +155,7 @@ def run_trial(plan: TrialPlan, study: StudyContext, store: ResultStore) -> dict:
                          "benchmarks": {name: info for b in plan.benchmarks for name, info in b.members.items()},
                          "zero_shot": study.zero_shot},
                 "evaluation": asdict(plan.eval), "resources": asdict(plan.resources),
-                "batch_counts": result.batch_counts, "eval_notes": evaluation.notes, **provenance()}
+                "batch_counts": result.batch_counts, "sampling": result.sampling, "eval_notes": evaluation.notes, **provenance()}
     record = TrialRecord(study.name, plan.trial_id, plan.axes, result.parameters, metric_rows(evaluation.records),
                          result.history, result.metrics, {"train": trained - start, "evaluate": evaluated - trained},
                          manifest)

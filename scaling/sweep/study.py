@@ -123,6 +123,7 @@ class Study:
     keep_models: bool
     eval: EvalConfig = EvalConfig()
     raw: dict = field(default_factory=dict, repr=False)  # the resolved YAML, recorded with results
+    zero_shot_languages: tuple[str, ...] = ()  # evaluation languages no trial may train on
 
     def estimated_steps(self) -> int:
         return sum(t.config.optim.max_steps for t in self.trials)
@@ -324,6 +325,27 @@ def _eval_config(raw: Any) -> EvalConfig:
         raise StudyConfigError(str(exc)) from None
 
 
+def _zero_shot(spec: Any) -> tuple[str, tuple[str, ...]]:
+    """``drop`` / ``refuse`` (overlapping items), or ``{items: drop, languages: [...]}``, which also
+    declares evaluation languages that no trial may train on (checked per trial before Ray)."""
+    if isinstance(spec, dict):
+        _strict(spec, ("items", "languages"), "zero_shot")
+        items, languages = spec.get("items", "drop"), spec.get("languages") or []
+        if not isinstance(languages, list):
+            raise StudyConfigError(f"zero_shot.languages should be a list of language codes, not {languages!r}")
+        _check_codes(languages)
+        try:
+            languages = tuple(canonical_many(languages))
+        except ValueError as exc:
+            raise StudyConfigError(f"zero_shot.languages: {exc}") from None
+    else:
+        items, languages = spec, ()
+    if items not in ("drop", "refuse"):
+        where = "zero_shot.items" if isinstance(spec, dict) else "zero_shot"
+        raise StudyConfigError(f"{where} must be 'drop' or 'refuse', not {items!r}")
+    return items, languages
+
+
 def build_study(raw: dict, overrides: list[str], origin: str = "study") -> Study:
     raw = apply_overrides(raw, overrides)
     unknown = sorted(set(raw) - set(SECTIONS))
@@ -338,9 +360,7 @@ def build_study(raw: dict, overrides: list[str], origin: str = "study") -> Study
     if not isinstance(train, dict):
         raise StudyConfigError(f"train should be a mapping, found {type(train).__name__}")
     resources = Resources.from_dict(raw.get("resources"))
-    zero_shot = raw.get("zero_shot", "drop")
-    if zero_shot not in ("drop", "refuse"):
-        raise StudyConfigError(f"zero_shot must be 'drop' or 'refuse', not {zero_shot!r}")
+    zero_shot, zero_shot_languages = _zero_shot(raw.get("zero_shot", "drop"))
     benchmarks = raw.get("benchmarks") or ()
     if not benchmarks:
         raise StudyConfigError("benchmarks: list at least one evaluation benchmark")
@@ -362,7 +382,9 @@ def build_study(raw: dict, overrides: list[str], origin: str = "study") -> Study
     eval_identity = asdict(eval_config)
     if eval_identity["backend"] == "exact":  # the default, added later: trial ids of earlier studies stay
         del eval_identity["backend"]
-    study_settings = {"benchmarks": list(benchmarks), "eval": eval_identity, "zero_shot": zero_shot}
+    study_settings = {"benchmarks": list(benchmarks), "eval": eval_identity,
+                      "zero_shot": {"items": zero_shot, "languages": list(zero_shot_languages)} if zero_shot_languages
+                      else zero_shot}
     base_model = (train.get("encoder") or {}).get("model", EncoderConfig.model)
     strategies = _strategies(axes.get("strategy"))
     sampler_base = dict(train.get("sampler") or {})
@@ -432,4 +454,4 @@ def build_study(raw: dict, overrides: list[str], origin: str = "study") -> Study
     if not isinstance(storage, str):
         raise StudyConfigError(f"storage should be a folder or a URI, not {storage!r}")
     return Study(name, str(meta.get("description", "")), tuple(trials), tuple(benchmarks), zero_shot, resources,
-                 storage, keep_models, eval_config, raw)
+                 storage, keep_models, eval_config, raw, zero_shot_languages)

@@ -24,6 +24,7 @@ class Progress:
     history: list[dict] = field(default_factory=list)
     batch_counts: dict[str, int] = field(default_factory=dict)
     resumed_from: int | None = None
+    sampling: dict = field(default_factory=dict)  # realised batches and pairs (scaling.samplers.counts)
 
 
 def save_rng(folder: Path, rank: int, device: torch.device) -> None:
@@ -43,7 +44,8 @@ def restore_rng(folder: Path, rank: int, device: torch.device) -> None:
 
 def save_state(folder: Path, *, model: dict, step_state: dict, sampler: dict, progress: Progress) -> None:
     torch.save({"model": model, **step_state, "sampler": sampler, "step": progress.step,
-                "history": progress.history, "batch_counts": progress.batch_counts}, Path(folder) / STATE_FILE)
+                "history": progress.history, "batch_counts": progress.batch_counts, "sampling": progress.sampling},
+               Path(folder) / STATE_FILE)
 
 
 def load_state(folder: Path, device: torch.device) -> dict | None:

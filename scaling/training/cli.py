@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     summary = {"model_dir": str(result.model_dir), "metrics": result.metrics, "parameters": result.parameters,
-               "batch_counts": result.batch_counts, "history": result.history}
+               "batch_counts": result.batch_counts, "sampling": result.sampling, "history": result.history}
     write_atomic(result.run_dir / "summary.json", json.dumps(summary, indent=1))
     last = result.history[-1] if result.history else {}
     heldout = [f"{k} {v:.4f}" if isinstance(v, float) else f"{k}: {v}"

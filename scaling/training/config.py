@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from scaling.data.mixing import SourceSpec, as_spec, parse_entries, source_weights
 from scaling.models.encoder import EncoderConfig
 from scaling.names import closest
 from scaling.samplers import SamplerConfig
@@ -35,12 +36,28 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    train: tuple[str, ...] = ("parallel-qa:train",)  # source strings (see scaling.data.sources)
+    # source strings (scaling.data.sources) or {source, weight, options} entries (scaling.data.mixing)
+    train: tuple[str | SourceSpec, ...] = ("parallel-qa:train",)
     languages: tuple[str, ...] | None = None  # training languages; None: all in the corpus
     heldout: str | None = "parallel-qa:eval"  # pairs for the held-out contrastive loss
     data_dir: str | None = None  # default: $SCALING_DATA_DIR
     passage: str = "sentence"
     exclude_overlap_with: tuple[str, ...] = ()  # benchmarks whose items are dropped from training
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "train", parse_entries(self.train, "data.train"))
+
+    @property
+    def sources(self) -> tuple[SourceSpec, ...]:
+        return tuple(as_spec(e) for e in self.train)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The training sources as results name them (plain strings for unweighted entries)."""
+        return tuple(s.label for s in self.sources)
+
+    def source_weights(self) -> dict[str, float] | None:
+        return source_weights(self.train)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ class TrainOutcome:
     history: list[dict] = field(default_factory=list)  # the training curve
     batch_counts: dict[str, int] = field(default_factory=dict)  # "<kind>:<languages>" -> batches
     parameters: dict[str, int] = field(default_factory=dict)
+    sampling: dict = field(default_factory=dict)  # realised batch types and pairs (scaling.samplers.counts)
 
     def write(self, folder: Path) -> None:
         (Path(folder) / OUTCOME_FILE).write_text(json.dumps(asdict(self), indent=1))

@@ -50,6 +50,10 @@ class TrainResult:
         return self.outcome.batch_counts
 
     @property
+    def sampling(self) -> dict:
+        return self.outcome.sampling
+
+    @property
     def parameters(self) -> dict:
         return self.outcome.parameters
 

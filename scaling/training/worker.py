@@ -24,6 +24,7 @@ from scaling.models.families import family_for
 from scaling.models.precision import check_runs_on
 from scaling.plan import TrialPlan
 from scaling.samplers import make_sampler
+from scaling.samplers.counts import tally
 from scaling.training import checkpoint as ckpt
 from scaling.training import sharding
 from scaling.training.context import WorkerContext
@@ -47,7 +48,7 @@ class WorkerRun:
         if cfg.run.torch_threads:
             torch.set_num_threads(cfg.run.torch_threads)
         corpus = plan.read_corpus()
-        self.sampler = make_sampler(cfg.sampler, corpus, cfg.data.languages)
+        self.sampler = make_sampler(cfg.sampler, corpus, cfg.data.languages, cfg.data.source_weights())
         self.family = family_for(cfg.encoder.model)
         check_runs_on(cfg.encoder.dtype, ctx.device)  # torch's capability check, on the worker's own device
         self.sharded = cfg.run.sharding == "fsdp"
@@ -103,7 +104,8 @@ class WorkerRun:
             self.family.load_trainable_state(self.encoder, state["model"])
             self.step_fn.load_state_dict(state)
         self.sampler.load_state_dict(state["sampler"])
-        self.progress = ckpt.Progress(state["step"], state["history"], state["batch_counts"], state["step"])
+        self.progress = ckpt.Progress(state["step"], state["history"], state["batch_counts"], state["step"],
+                                      state.get("sampling", {}))
         if self.progress_file is not None:  # the file goes on from the records so far
             self.progress_file.lines = [json.dumps(h) for h in self.progress.history]
         return True
@@ -138,7 +140,8 @@ class WorkerRun:
                     metrics.update(held)  # computed at this (last) step's report
                     model = self.encoder if final is None else sharding.unsharded(self.family, self.cfg.encoder, final)
                     self.family.save(model, Path(tmp) / MODEL_FOLDER)
-                    TrainOutcome(metrics, p.history, p.batch_counts, model.parameter_counts()).write(Path(tmp))
+                    TrainOutcome(metrics, p.history, p.batch_counts, model.parameter_counts(),
+                                 p.sampling).write(Path(tmp))
                 elif self.sharded:  # the rest of the resume state; model and optimizer are in the shards
                     ckpt.save_state(Path(tmp), model={}, step_state={"scheduler": self.step_fn.scheduler.state_dict(),
                                                                      sharding.STATE_KEY: True},
@@ -173,6 +176,7 @@ class WorkerRun:
             p.step += 1
             key = f"{batch.kind}:{'+'.join(batch.languages) if batch.kind != 'xy' else 'mixed'}"
             p.batch_counts[key] = p.batch_counts.get(key, 0) + 1
+            tally(p.sampling, batch, self.sampler.index)
             window.add(result.loss, result.seconds, len(batch.query_rows), n_tokens * ctx.world)
 
             last = p.step == cfg.optim.max_steps
