@@ -50,7 +50,7 @@ def make_config(model: str, out: Path, **extra) -> TranslateConfig:
            "shard_size": SHARD_SIZE, "max_groups": GROUPS, "seed": 0, "filters": dict(FILTERS),
            "model": {"name": model, "batch_size": BATCH, "max_new_tokens": 8, "device": "cpu"}}
     for key, value in extra.items():
-        raw[key] = {**raw[key], **value} if isinstance(value, dict) else value
+        raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
     return TranslateConfig.from_dict(raw)
 
 
@@ -189,6 +189,17 @@ def test_codes_of_the_real_nllb_and_madlad_vocabularies():
         ModelCodes.from_vocab(FAIRSEQ_LANGUAGE_CODES, model="nllb", overrides={"ar": "xyz_Arab"})
 
 
+def test_shipped_config_is_valid_for_nllb():
+    from transformers.models.nllb.tokenization_nllb import FAIRSEQ_LANGUAGE_CODES
+
+    cfg = load_config(Path(__file__).parents[1] / "configs" / "translate_nllb.yaml", out="unused")
+    assert cfg.model.name == "facebook/nllb-200-distilled-600M" and cfg.run.executor == "ray"
+    codes = ModelCodes.from_vocab(FAIRSEQ_LANGUAGE_CODES, model=cfg.model.name)
+    assert len(codes.resolve(cfg.target_languages, setting="target_languages")) == len(cfg.target_languages) == 10
+    if HAS_LANGID:  # every target can be checked by the identifier
+        assert OutputFilter(cfg.filters, cfg.target_languages).unchecked == ()
+
+
 def test_madlad_style_puts_the_target_tag_first(tmp_path, corpus):
     texts = corpus.table.column("query").to_pylist()[:20]
     path = build_tiny_translator(tmp_path / "tiny-madlad", texts, ["en", "sw"], style="madlad")
@@ -279,3 +290,21 @@ def test_langid_counts_in_a_job_equal_a_direct_count(tmp_path, tiny_model, full_
     assert {t: c["langid"] for t, c in manifest["filters"]["counts"].items()} == expected
     assert sum(expected.values()) > 0
     assert manifest["filters"]["identifier"].startswith("py3langid==")
+
+
+def test_ray_data_actors_give_the_same_corpus(tmp_path, tiny_model, full_run):
+    """The cluster path (Ray Data map_batches over translator actors), here on CPU actors."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
+    try:
+        out = tmp_path / "mt"
+        manifest = job_mod.run(make_config(tiny_model, out, run={"executor": "ray", "actors": 2, "gpus_per_actor": 0,
+                                                                 "cpus_per_actor": 0.5}), log=lambda _: None)
+    finally:
+        ray.shutdown()
+    full_out, full_manifest = full_run
+    assert pq.read_table(out / "corpus.parquet").equals(pq.read_table(full_out / "corpus.parquet"))
+    assert manifest["filters"]["counts"] == full_manifest["filters"]["counts"]
+    assert manifest["model"]["fingerprint"] == full_manifest["model"]["fingerprint"]
+    assert manifest["shards"]["translated_in_this_run"] == [0, 1, 2]

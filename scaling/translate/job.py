@@ -118,13 +118,20 @@ def _shard_meta(plan_hash: str, index: int, translator: Translator, fingerprint:
 class ShardWorker:
     """Translates shards with one loaded model: used in process, and as a Ray Data actor."""
 
-    def __init__(self, model: dict, filters: dict, src: str, targets: Sequence[str], plan_hash: str) -> None:
+    def __init__(self, model: dict, filters: dict, src: str, targets: Sequence[str], plan_hash: str,
+                 seed: int = 0) -> None:
+        self.seed = seed
         self.translator = Translator(ModelSettings(**model))
         self.filter = OutputFilter(FilterSettings(**filters), targets)
         self.src, self.targets, self.plan_hash = src, tuple(targets), plan_hash
         self.fingerprint = self.translator.fingerprint()
 
     def run(self, index: int, rows: pa.Table) -> tuple[list[dict], dict]:
+        import torch
+
+        # Decoding is greedy or beam search (no random choice); the seed still fixes torch's
+        # generator per shard, so a shard does not depend on which worker or order it ran in.
+        torch.manual_seed(self.seed + index)
         start, before = time.perf_counter(), self.translator.truncated
         out = translate_rows(rows, self.translator, self.filter, self.src, self.targets, self.translator.settings.name)
         distinct = len(set(rows.column("query").to_pylist() + rows.column("passage").to_pylist()))
@@ -204,7 +211,7 @@ def _run_ray(plan: Plan, pending: list[int], log: Callable[[str], None]) -> None
                         num_cpus=cfg.run.cpus_per_actor,
                         fn_constructor_kwargs={"model": asdict(cfg.model), "filters": asdict(cfg.filters),
                                                "src": cfg.source_language, "targets": list(cfg.target_languages),
-                                               "plan_hash": plan.hash()})
+                                               "plan_hash": plan.hash(), "seed": cfg.seed})
     for row in ds.iter_rows():  # streams: each shard is written as soon as its actor returns it
         meta = json.loads(row["meta"])
         write_shard(plan.out / "shards" / shard_name(int(row["shard"])), json.loads(row["rows"]), meta)
@@ -224,7 +231,7 @@ def run(cfg: TranslateConfig, *, log: Callable[[str], None] = print) -> dict:
             _run_ray(plan, pending, log)
         else:
             _run_local(plan, pending, lambda: ShardWorker(asdict(cfg.model), asdict(cfg.filters), cfg.source_language,
-                                                          cfg.target_languages, plan.hash()), log)
+                                                          cfg.target_languages, plan.hash(), cfg.seed), log)
     return assemble(plan, translated_now=pending, seconds=time.perf_counter() - started)
 
 
