@@ -125,6 +125,8 @@ def test_bookkeeping_equals_a_direct_count(full_run, tiny_model, corpus):
     assert manifest["code_mapping"] == {"en": "eng_Latn", "sw": "swh_Latn", "yo": "yor_Latn"}
     assert manifest["shards"]["count"] == math.ceil(GROUPS / SHARD_SIZE)
     assert manifest["source"]["groups"] == GROUPS and manifest["seed"] == 0
+    assert manifest["source"]["groups_without_source_language"] == 0  # every parallel-qa group has English
+    assert manifest["source"]["groups_left_out_by_max_groups"] == corpus.num_groups - GROUPS
     assert manifest["model"]["fingerprint"] == Translator(ModelSettings(name=tiny_model, device="cpu")).fingerprint()
     assert json.loads((out / "manifest.json").read_text()) == manifest
 
@@ -308,3 +310,16 @@ def test_ray_data_actors_give_the_same_corpus(tmp_path, tiny_model, full_run):
     assert manifest["filters"]["counts"] == full_manifest["filters"]["counts"]
     assert manifest["model"]["fingerprint"] == full_manifest["model"]["fingerprint"]
     assert manifest["shards"]["translated_in_this_run"] == [0, 1, 2]
+
+
+def test_groups_without_the_source_language_are_counted_not_translated(tmp_path):
+    rows = [{"group_id": g, "lang": lang, "query": f"q {g} {lang}", "passage": f"p {g} {lang}", "source": "s"}
+            for g, langs in (("a", ["en", "de"]), ("b", ["de"]), ("c", ["en"])) for lang in langs]
+    path = tmp_path / "small.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = TranslateConfig.from_dict({"source": str(path), "target_languages": ["sw"], "out": str(tmp_path / "mt"),
+                                     "filters": {"langid": False}})
+    plan = job_mod.prepare(cfg, codes=ModelCodes.from_vocab(["eng_Latn", "swh_Latn"], model="m"))
+    assert plan.skipped_groups == 1 and plan.left_out_groups == 0
+    assert plan.shards == (("a", "c"),)
+    assert sorted(plan.corpus.table.column("group_id").to_pylist()) == ["a", "a", "c"]  # b is not in the output

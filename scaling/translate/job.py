@@ -48,6 +48,7 @@ class Plan:
     filters: dict  # filter settings as applied (identifier, unchecked languages)
     record: dict  # what must match between a run and its resumption
     skipped_groups: int  # groups without a source-language row
+    left_out_groups: int  # groups beyond max_groups
 
     @property
     def out(self) -> Path:
@@ -71,6 +72,7 @@ def prepare(cfg: TranslateConfig, *, codes: ModelCodes | None = None) -> Plan:
         raise ValueError(f"setting source_language: {cfg.source!r} has no rows in {cfg.source_language!r} "
                          f"(it has {list(corpus.languages)})")
     all_groups = len(set(table.column("group_id").to_pylist()))
+    with_source = len(source_rows)
     if cfg.max_groups is not None:
         source_rows = source_rows.slice(0, cfg.max_groups)
     group_ids = source_rows.column("group_id").to_pylist()
@@ -88,7 +90,7 @@ def prepare(cfg: TranslateConfig, *, codes: ModelCodes | None = None) -> Plan:
         "code_mapping": mapping, "filters": asdict(cfg.filters),
     }
     return Plan(cfg, kept, tuple(tuple(s) for s in shard_groups(group_ids, cfg.shard_size)), source_rows, mapping,
-                codes, filt.describe(), record, all_groups - len(group_ids))
+                codes, filt.describe(), record, all_groups - with_source, with_source - len(group_ids))
 
 
 # ---- one shard ----------------------------------------------------------------------------
@@ -232,7 +234,11 @@ def run(cfg: TranslateConfig, *, log: Callable[[str], None] = print) -> dict:
         else:
             _run_local(plan, pending, lambda: ShardWorker(asdict(cfg.model), asdict(cfg.filters), cfg.source_language,
                                                           cfg.target_languages, plan.hash(), cfg.seed), log)
-    return assemble(plan, translated_now=pending, seconds=time.perf_counter() - started)
+    manifest = assemble(plan, translated_now=pending, seconds=time.perf_counter() - started)
+    for lang, c in manifest["filters"]["counts"].items():
+        dropped = ", ".join(f"{r} {c[r]}" for r in REASONS if c[r])
+        log(f"{lang}: kept {c[KEPT]} of {c['translated']} rows" + (f" (dropped: {dropped})" if dropped else ""))
+    return manifest
 
 
 def assemble(plan: Plan, *, translated_now: Sequence[int] = (), seconds: float | None = None) -> dict:
@@ -267,7 +273,8 @@ def assemble(plan: Plan, *, translated_now: Sequence[int] = (), seconds: float |
                   "fingerprint": fingerprints[0], "dtype_loaded": metas[0]["dtype"]},
         "source": {"source": plan.config.source, "fingerprint": plan.record["source_fingerprint"],
                    "language": plan.config.source_language, "groups": len(plan.source_rows),
-                   "groups_without_source_language": plan.skipped_groups, "max_groups": plan.config.max_groups},
+                   "groups_without_source_language": plan.skipped_groups, "max_groups": plan.config.max_groups,
+                   "groups_left_out_by_max_groups": plan.left_out_groups},
         "target_languages": list(plan.config.target_languages),
         "code_mapping": {lang: plan.codes.token(code) for lang, code in plan.code_mapping.items()},
         "filters": {**plan.filters, "counts": counts},
