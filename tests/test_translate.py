@@ -146,8 +146,10 @@ def test_resume_after_a_crash_translates_only_missing_shards(tmp_path, tiny_mode
         job_mod.run(cfg, log=lambda _: None)
     assert sorted(p.name for p in (out / "shards").iterdir()) == ["shard-00000.parquet"]  # no partial file
     assert not (out / "manifest.json").exists() and not (out / "corpus.parquet").exists()
+    (out / "shards" / ".shard-00001.parquet.dead.tmp").write_bytes(b"half a file")  # a crash while writing
     count_generate.update(calls=0, fail_after=None)
     manifest = job_mod.run(cfg, log=lambda _: None)
+    assert sorted(p.name for p in (out / "shards").iterdir()) == [f"shard-{i:05d}.parquet" for i in range(len(per_shard))]
     assert count_generate["calls"] == sum(per_shard[1:])
     assert manifest["shards"]["translated_in_this_run"] == list(range(1, len(per_shard)))
     full_out, full_manifest = full_run

@@ -172,7 +172,10 @@ def _shard_rows(plan: Plan, index: int) -> pa.Table:
 
 
 def pending_shards(plan: Plan) -> list[int]:
-    """Shards whose file is absent; a present file of another plan is an error."""
+    """Shards whose file is absent; a present file of another plan is an error. Temporary files
+    left by a crash while writing are removed."""
+    for stale in (plan.out / "shards").glob(".shard-*.tmp"):
+        stale.unlink()
     pending = []
     for i in range(len(plan.shards)):
         path = plan.out / "shards" / shard_name(i)

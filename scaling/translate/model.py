@@ -22,7 +22,7 @@ class ModelSettings:
     name: str = "facebook/nllb-200-distilled-600M"
     revision: str | None = None
     style: str = "auto"  # nllb, madlad, or auto (from the tokenizer's language tokens)
-    dtype: str = "auto"  # auto (float16 on a GPU, float32 on CPU), float32, bfloat16, float16
+    dtype: str = "auto"  # auto (GPU: float16, bfloat16 for MADLAD; CPU: float32), float32, bfloat16, float16
     device: str = "auto"  # auto (cuda when there is one), cpu, cuda, cuda:1 ...
     batch_size: int = 32  # sentences per generate call
     max_input_tokens: int = 512  # longer inputs are cut (and counted as truncated)
@@ -65,8 +65,8 @@ class Translator:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = settings.dtype
-        if dtype == "auto":
-            dtype = "float16" if device.startswith("cuda") else "float32"
+        if dtype == "auto":  # T5-family (MADLAD) activations overflow float16; bfloat16 keeps the range
+            dtype = ("bfloat16" if self.codes.style == "madlad" else "float16") if device.startswith("cuda") else "float32"
         self.device, self.dtype = device, dtype
         self.model = AutoModelForSeq2SeqLM.from_pretrained(settings.name, revision=settings.revision,
                                                            dtype=getattr(torch, dtype)).to(device).eval()
