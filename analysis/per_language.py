@@ -1,5 +1,7 @@
 """Per-language views: the query-language x candidate-language matrix, and per-language scores
-split into languages seen in training and zero-shot languages."""
+split into languages seen in training and zero-shot languages: per language over a set of trials
+(``per_language_scores``), and per trial, macro over each part (``seen_unseen_scores``), which is
+what a language axis needs, since there a language is zero-shot at small k and seen at large k."""
 
 from __future__ import annotations
 
