@@ -263,3 +263,13 @@ def test_report_without_a_language_axis_keeps_its_shape(tmp_path):
     assert "### Low-resource view" in text and "| seen |" in text
     stems = {p.name.rsplit(".", 1)[0] for p in (tmp_path / "r" / "figures").iterdir()}
     assert "synthetic-qa-multi-map-vs-languages" not in stems and "synthetic-qa-resource-groups" in stems
+
+
+def test_report_says_why_a_breakpoint_is_not_fitted(tmp_path):
+    spec = SyntheticStudy(name="three", sizes=(("s", 8_000_000),), recipes=("xy",), language_counts=(4, 6, 8),
+                          seeds=(0, 1))
+    location = write_synthetic_study(str(tmp_path), spec).location
+    assert report_main([location, "--out", str(tmp_path / "r"), "--n-bootstrap", "50"]) == 0
+    text = (tmp_path / "r" / "report.md").read_text()
+    assert "not fitted: a breakpoint fit needs at least 4 distinct positive integer language counts" in text
+    assert (tmp_path / "r" / "figures" / "synthetic-qa-multi-map-vs-languages.png").exists()
