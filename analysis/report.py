@@ -313,7 +313,8 @@ def _resource_section(r: Report, results: StudyResults, bench: str, slug: str, o
     top, where = scores, f"model {largest['size']}"
     if "num_languages" in scores and scores["num_languages"].notna().any():
         top = scores[scores["num_languages"] == scores["num_languages"].max()]
-        where += f", {int(top['num_languages'].iloc[0])} training languages (the largest k)"
+        where += f", {int(top['num_languages'].iloc[0])} training languages"
+        where += " (the largest k)" if "num_languages" in results.varying() else ""
     r.add(f"Multilingual mAP per resource class of the evaluation languages ({JOSHI_2020.source}; classes 0-5, "
           "lowest first; `analysis/joshi2020.py` says how codes were matched), per trial, then over seeds; "
           f"{where}. Languages the list does not classify are in 'unclassified'.", "",
