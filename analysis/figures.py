@@ -1,6 +1,7 @@
 """Figures with matplotlib: scaling curves with confidence bands, fitted power laws, training
-curves, comparison intervals, the language matrix and per-language bars. Each function returns
-a Figure; ``save`` writes it as PNG and SVG.
+curves, comparison intervals, the language matrix, per-language bars, quality against the number
+of training languages with its breakpoint fit, and bars per language group (resource level).
+Each function returns a Figure; ``save`` writes it as PNG and SVG.
 
 Figures are made with ``matplotlib.figure.Figure``, not pyplot: no backend or display is needed on
 a cluster or in CI, nothing accumulates in pyplot's registry, and Jupyter still shows a returned
@@ -16,6 +17,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from analysis.breakpoint import BreakpointFit
 from analysis.curves import as_error
 from analysis.fits import PowerLawFit
 from scaling.eval.metrics import metric_label
@@ -124,4 +126,61 @@ def plot_language_bars(scores: pd.DataFrame, *, title: str, metric: str = "map")
     ax.legend(handles=[Patch(color=colours[f], label=names[f]) for f in dict.fromkeys(seen)], fontsize=8)
     ax.set_title(title)
     ax.grid(True, axis="y", alpha=0.3)
+    return fig
+
+
+def plot_language_breakpoints(curve: pd.DataFrame, fits: dict, *, title: str, ylabel: str) -> Figure:
+    """Means over seeds against the number of training languages (log2 axis) with their band, one
+    line per ``curve.line``; per line, its fitted broken line (dashed) and, where the kink is
+    meaningful, the breakpoint with its interval (dotted line, shaded span)."""
+    fig = Figure(figsize=(6.4, 4.2))
+    ax = fig.subplots()
+    for line, group in curve.groupby("line", sort=True):
+        group = group.sort_values("num_languages")
+        xs = group["num_languages"].to_numpy(dtype=float)
+        (drawn,) = ax.plot(xs, group["mean"], marker="o", label=line)
+        colour = drawn.get_color()
+        if group["ci_low"].notna().any():
+            ax.fill_between(xs, group["ci_low"], group["ci_high"], alpha=0.2, color=colour, linewidth=0)
+        fit = fits.get(line)
+        if isinstance(fit, BreakpointFit):
+            grid = np.geomspace(xs.min(), xs.max(), 200)
+            verdict = f"break at {fit.breakpoint:.3g}" if fit.meaningful else f"no break (p={fit.p_value:.2g})"
+            ax.plot(grid, fit.predict(grid), linestyle="--", color=colour, label=f"{line}: fit, {verdict}")
+            if fit.meaningful:
+                ax.axvline(fit.breakpoint, color=colour, linestyle=":", linewidth=1)
+                ax.axvspan(*fit.breakpoint_ci, color=colour, alpha=0.08, linewidth=0)
+    ax.set_xscale("log", base=2)
+    counts = sorted(curve["num_languages"].dropna().unique())
+    ax.set_xticks(counts, [f"{c:g}" for c in counts])
+    ax.minorticks_off()
+    ax.set_xlabel("number of training languages (log scale)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def plot_group_bars(scores: pd.DataFrame, *, title: str, ylabel: str, order: list[str] | None = None) -> Figure:
+    """Grouped bars: one group of bars per ``scores.group`` (in ``order``), one bar per recipe,
+    the mean over seeds with its interval; the bar label gives the group's number of languages."""
+    groups = order or list(dict.fromkeys(scores["group"]))
+    groups = [g for g in groups if g in set(scores["group"])]
+    recipes = sorted(scores["recipe"].unique())
+    width = 0.8 / max(len(recipes), 1)
+    fig = Figure(figsize=(max(5.0, 0.9 * len(groups) * max(1, len(recipes) / 2) + 2), 4.0))
+    ax = fig.subplots()
+    for i, recipe in enumerate(recipes):
+        mine = scores[scores["recipe"] == recipe].set_index("group").reindex(groups)
+        xs = np.arange(len(groups)) + (i - (len(recipes) - 1) / 2) * width
+        low = (mine["mean"] - mine["ci_low"]).fillna(0).clip(lower=0)
+        high = (mine["ci_high"] - mine["mean"]).fillna(0).clip(lower=0)
+        ax.bar(xs, mine["mean"], width=width, label=recipe, yerr=[low, high], capsize=2)
+    counts = scores.drop_duplicates("group").set_index("group")["n_languages"]
+    ax.set_xticks(range(len(groups)), [f"{g}\n({int(counts[g])} lang.)" for g in groups], fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
     return fig

@@ -17,10 +17,14 @@ import pandas as pd
 
 from analysis import figures
 from analysis.aggregate import aggregate_seeds
+from analysis.breakpoint import BreakpointFit
 from analysis.compare import compare_recipes
 from analysis.curves import as_error, heldout_fits, line_rows, metric_curve, size_fits, step_curve
 from analysis.fits import FitError, PowerLawFit, slope_beyond
-from analysis.per_language import language_matrix, per_language_scores
+from analysis.joshi2020 import JOSHI_2020
+from analysis.language_axis import breakpoint_fits, language_curves, macro_metrics
+from analysis.per_language import language_matrix, per_language_scores, seen_unseen_scores
+from analysis.resource import cell_columns, resource_group_scores
 from analysis.results import StudyResults, load
 from scaling.files import write_atomic
 from scaling.records import HELDOUT_KINDS, heldout_column
@@ -191,19 +195,7 @@ def _benchmark_sections(r: Report, results: StudyResults, bench: str, out: Path,
     if "num_languages" not in results.varying():
         r.add("One language set in this study: no language curve.", "")
     else:
-        curve = metric_curve(results, x="languages", benchmark=bench)
-        r.figure(figures.plot_curve(curve, x="num_languages", title=f"{bench}: multilingual mAP",
-                                    ylabel="mAP"), out, f"{slug}-multi-map-vs-languages",
-                 f"{bench}: multilingual mAP against the number of training languages, one line per recipe")
-        k = options.beyond if options.beyond is not None else int(results.trials["num_languages"].min())
-        rows = results.select(benchmark=bench, setting="multi", metric="map", query_lang="*", candidate_lang="*")
-        for line in curve["line"].unique():
-            points = line_rows(rows, curve, line)
-            try:
-                r.add(f"- **{line}**: {slope_beyond(points['num_languages'], points['value'], k=k).describe()}")
-            except FitError as exc:
-                r.add(f"- **{line}**: not fitted: {exc}")
-        r.add("")
+        _language_sections(r, results, bench, slug, out, options)
 
     r.add("### Per language", "")
     # the largest model, hybrid if the study has it: the configuration a reader cares about most
@@ -222,8 +214,115 @@ def _benchmark_sections(r: Report, results: StudyResults, bench: str, out: Path,
         r.figure(figures.plot_language_bars(scores, title=f"{bench}: multilingual mAP per query language, {label}"),
                  out, f"{slug}-per-language", f"{bench}: multilingual mAP per query language ({label}), seen in "
                  "training vs zero-shot")
+        if "num_languages" not in results.varying():
+            split = seen_unseen_scores(results, chosen, seed=options.seed)
+            r.add(f"Multilingual mAP over the evaluation languages each trial trained on (seen) and over the rest "
+                  f"(zero-shot), per trial, then over seeds ({label}):", "", *markdown_table(_group_table(split)))
     except ValueError as exc:
         r.add(f"No per-language view: {exc}.", "")
+    _resource_section(r, results, bench, slug, out, options, largest)
+
+
+def _language_sections(r: Report, results: StudyResults, bench: str, slug: str, out: Path,
+                       options: ReportOptions) -> None:
+    """Quality against k per recipe for every macro metric, the slope beyond k, a breakpoint fit
+    per recipe and metric, and the seen / zero-shot split against k."""
+    curves = language_curves(results, benchmark=bench)
+    table = curves.assign(value=[_interval(m, lo, hi, n) for m, lo, hi, n in
+                                 zip(curves["mean"], curves["ci_low"], curves["ci_high"], curves["n"])],
+                          column=curves["setting"] + " " + curves["metric"])
+    table = table.pivot(index=["line", "num_languages"], columns="column", values="value").reset_index()
+    r.add("Mean over seeds [95% interval] per recipe and number of training languages, every macro metric:", "",
+          *markdown_table(table.rename(columns={"line": "recipe"})))
+
+    k = options.beyond if options.beyond is not None else int(results.trials["num_languages"].min())
+    curve = metric_curve(results, x="languages", benchmark=bench)
+    rows = results.select(benchmark=bench, setting="multi", metric="map", query_lang="*", candidate_lang="*")
+    r.add("Slope of multilingual mAP per added language:", "")
+    for line in curve["line"].unique():
+        points = line_rows(rows, curve, line)
+        try:
+            r.add(f"- **{line}**: {slope_beyond(points['num_languages'], points['value'], k=k).describe()}")
+        except FitError as exc:
+            r.add(f"- **{line}**: not fitted: {exc}")
+    r.add("", "Breakpoint: a continuous two-segment line in log2 k fitted by least squares over candidate "
+          "breakpoints, slopes per doubling of the languages, residual-bootstrap intervals, and a bootstrap test "
+          "of the kink against a straight line (`analysis/breakpoint.py`):", "")
+    fit_rows, multi_fits = [], None
+    for setting, metric in macro_metrics(results, bench):
+        m_curve, fits = breakpoint_fits(results, benchmark=bench, setting=setting, metric=metric,
+                                        n_bootstrap=options.n_bootstrap, seed=options.seed)
+        if (setting, metric) == ("multi", "map"):
+            multi_fits = (m_curve, fits)
+        for line, fit in fits.items():
+            fit_rows.append({"setting metric": f"{setting} {metric}", "recipe": line, **_breakpoint_cells(fit)})
+    r.add(*markdown_table(pd.DataFrame(fit_rows)))
+    if multi_fits is not None:
+        m_curve, fits = multi_fits
+        r.figure(figures.plot_language_breakpoints(m_curve, fits, title=f"{bench}: multilingual mAP", ylabel="mAP"),
+                 out, f"{slug}-multi-map-vs-languages", f"{bench}: multilingual mAP against the number of training "
+                 "languages, one line per recipe, 95% band over seeds, dashed: breakpoint fit (dotted: breakpoint, "
+                 "shaded: its interval, where the kink is meaningful)")
+    try:
+        split = seen_unseen_scores(results, results.select(benchmark=bench), seed=options.seed)
+    except ValueError as exc:
+        r.add(f"No seen / zero-shot split: {exc}.", "")
+        return
+    r.add("Multilingual mAP over the evaluation languages each trial trained on (seen) and over the rest "
+          "(zero-shot), per trial, then over seeds:", "", *markdown_table(_group_table(split)))
+    lines = split.assign(line=split[[c for c in cell_columns(split) if c not in ("num_languages",)]
+                                    ].astype(str).agg(", ".join, axis=1) + ", " + split["group"])
+    r.figure(figures.plot_curve(lines, x="num_languages", title=f"{bench}: multilingual mAP, seen vs zero-shot",
+                                ylabel="mAP"), out, f"{slug}-seen-vs-zero-shot",
+             f"{bench}: multilingual mAP over seen and over zero-shot evaluation languages against the number of "
+             "training languages, 95% band over seeds")
+
+
+def _breakpoint_cells(fit) -> dict:
+    if not isinstance(fit, BreakpointFit):
+        return {"breakpoint k [95% CI]": f"not fitted: {fit}", "slope before": "", "slope after": "",
+                "p (kink vs line)": "", "verdict": ""}
+    verdict = "no meaningful breakpoint"
+    if fit.meaningful:
+        verdict = f"hurts beyond k = {fit.breakpoint:.3g}" if fit.hurts_after else f"kink at k = {fit.breakpoint:.3g}"
+    return {"breakpoint k [95% CI]": f"{fit.breakpoint:.3g} [{fit.breakpoint_ci[0]:.3g}, {fit.breakpoint_ci[1]:.3g}]",
+            "slope before": f"{fit.slope_before:+.3g} [{fit.slope_before_ci[0]:+.3g}, {fit.slope_before_ci[1]:+.3g}]",
+            "slope after": f"{fit.slope_after:+.3g} [{fit.slope_after_ci[0]:+.3g}, {fit.slope_after_ci[1]:+.3g}]",
+            "p (kink vs line)": f"{fit.p_value:.3g}", "verdict": verdict}
+
+
+def _group_table(scores: pd.DataFrame) -> pd.DataFrame:
+    cells = cell_columns(scores)
+    table = scores[cells + ["group", "n_languages"]].copy()
+    table["macro [95% CI]"] = [_interval(m, lo, hi, n) for m, lo, hi, n in
+                               zip(scores["mean"], scores["ci_low"], scores["ci_high"], scores["n"])]
+    table["languages"] = scores["group_languages"]
+    return table
+
+
+def _resource_section(r: Report, results: StudyResults, bench: str, slug: str, out: Path, options: ReportOptions,
+                      largest: pd.Series) -> None:
+    """Each resource group's macro per recipe at the largest model and language count."""
+    r.add("### Low-resource view", "")
+    chosen = results.select(benchmark=bench, size=largest["size"])
+    try:
+        scores = resource_group_scores(chosen, JOSHI_2020, seed=options.seed)
+    except ValueError as exc:
+        r.add(f"No low-resource view: {exc}.", "")
+        return
+    top, where = scores, f"model {largest['size']}"
+    if "num_languages" in scores and scores["num_languages"].notna().any():
+        top = scores[scores["num_languages"] == scores["num_languages"].max()]
+        where += f", {int(top['num_languages'].iloc[0])} training languages"
+        where += " (the largest k)" if "num_languages" in results.varying() else ""
+    r.add(f"Multilingual mAP per resource class of the evaluation languages ({JOSHI_2020.source}; classes 0-5, "
+          "lowest first; `analysis/joshi2020.py` says how codes were matched), per trial, then over seeds; "
+          f"{where}. Languages the list does not classify are in 'unclassified'.", "",
+          *markdown_table(_group_table(top)))
+    r.figure(figures.plot_group_bars(top, title=f"{bench}: multilingual mAP by resource class, {where}", ylabel="mAP",
+                                     order=list(JOSHI_2020.group_order())),
+             out, f"{slug}-resource-groups", f"{bench}: multilingual mAP per resource class of the evaluation "
+             f"languages (Joshi et al. 2020), one bar per recipe, 95% interval over seeds ({where})")
 
 
 def _training_sections(r: Report, results: StudyResults, out: Path, options: ReportOptions) -> None:

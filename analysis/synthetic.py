@@ -3,7 +3,10 @@
 
 Multilingual error (1 - mAP) follows ``E + A / N**alpha`` in non-embedding parameters N, minus a
 planted advantage per recipe, plus ``language_slope`` (negative: degradation) per training language beyond
-``slope_from`` languages, with Gaussian seed noise. Mono and cross-lingual mAP, per-language
+``slope_from`` languages (``language_gain`` per language before it; with ``language_scale="log"``
+both are per doubling of the languages), with Gaussian seed noise. Zero-shot languages score
+0.08 below seen ones and ``language_offsets`` shifts chosen languages, both centred so that the
+macro stays as planted. Mono and cross-lingual mAP, per-language
 rows, training curves and held-out losses follow from it, so every view of the report has data.
 
 ``python -m analysis.synthetic OUT`` writes the default study to ``OUT/synthetic``.
@@ -34,6 +37,10 @@ class SyntheticStudy:
     language_counts: tuple[int, ...] = (8,)
     language_slope: float = 0.0  # change in multilingual mAP per language beyond slope_from
     slope_from: int = 8
+    language_gain: float = 0.0  # change per language below slope_from
+    language_scale: str = "linear"  # "log": slopes per doubling of the number of languages
+    languages: tuple[str, ...] = LANGUAGES  # the training order: the first k, then the zero-shot ones
+    language_offsets: dict[str, float] = field(default_factory=dict)  # planted per-language shifts
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     E: float = 0.25
     A: float = 40.0
@@ -47,14 +54,16 @@ class SyntheticStudy:
 def write_synthetic_study(location: str, spec: SyntheticStudy = SyntheticStudy()) -> ResultStore:
     store = ResultStore(location.rstrip("/") + "/" + spec.name)
     rng = np.random.default_rng(spec.seed)
+    if spec.language_scale not in ("linear", "log"):
+        raise ValueError(f"language_scale must be 'linear' or 'log', not {spec.language_scale!r}")
     max_k = max(spec.language_counts)
-    if max_k + spec.zero_shot_languages > len(LANGUAGES):
-        raise ValueError(f"at most {len(LANGUAGES) - spec.zero_shot_languages} training languages")
-    evaluated = LANGUAGES[:max_k + spec.zero_shot_languages]
+    if max_k + spec.zero_shot_languages > len(spec.languages):
+        raise ValueError(f"at most {len(spec.languages) - spec.zero_shot_languages} training languages")
+    evaluated = tuple(spec.languages[:max_k + spec.zero_shot_languages])
     cells = []
     for (label, params) in spec.sizes:
         for k in spec.language_counts:
-            languages = list(LANGUAGES[:k])
+            languages = list(spec.languages[:k])
             for recipe in spec.recipes:
                 for seed in spec.seeds:
                     sampler = SamplerConfig.of(recipe, alpha=0.5) if recipe == "hybrid" else SamplerConfig.of(recipe)
@@ -68,12 +77,17 @@ def write_synthetic_study(location: str, spec: SyntheticStudy = SyntheticStudy()
         trial_id = study_trial_id(axes)
         trials.append({"trial_id": trial_id, "axes": axes})
         error = spec.E + spec.A * params ** -spec.alpha
-        multi = (1 - error + spec.advantage.get(recipe, 0.0)
-                 + spec.language_slope * max(0, k - spec.slope_from) + rng.normal(0, spec.noise))
+        multi = 1 - error + spec.advantage.get(recipe, 0.0) + language_effect(spec, k) + rng.normal(0, spec.noise)
         _write_trial(store, trial_id, axes, params, multi, languages, evaluated, spec, rng, types)
     store.write_json("study.json", {"config": {"study": {"name": spec.name, "description": "synthetic study"},
                                                "synthetic": asdict(spec)}, "trials": trials})
     return store
+
+
+def language_effect(spec: SyntheticStudy, k: int) -> float:
+    """The planted change of multilingual mAP at k training languages (0 at ``slope_from``)."""
+    d = np.log2(k / spec.slope_from) if spec.language_scale == "log" else k - spec.slope_from
+    return float(spec.language_gain * min(d, 0) + spec.language_slope * max(d, 0))
 
 
 def _write_trial(store: ResultStore, trial_id: str, axes: dict, params: int, multi: float, languages: list[str],
@@ -85,7 +99,7 @@ def _write_trial(store: ResultStore, trial_id: str, axes: dict, params: int, mul
                      "metric": metric, "value": float(value)})
 
     # zero-shot languages score 0.08 below seen ones, centred so the macro average stays ``multi``
-    penalty = {lang: 0.0 if lang in languages else -0.08 for lang in evaluated}
+    penalty = {lang: (0.0 if lang in languages else -0.08) + spec.language_offsets.get(lang, 0.0) for lang in evaluated}
     centre = np.mean(list(penalty.values()))
     per_lang = {lang: np.clip(multi + penalty[lang] - centre + rng.normal(0, spec.noise / 2), 0, 1)
                 for lang in evaluated}
