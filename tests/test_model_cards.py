@@ -114,3 +114,26 @@ def test_gpu_hours_are_steps_times_step_time_times_gpus():
     assert trial_gpu_hours(small, 9.0) == 0  # no GPUs reserved
     total = study_gpu_hours(study)
     assert f"{total:.1f} GPU-hours" in lines[-1] and total > 0
+
+
+def test_each_reference_studys_header_quotes_the_planners_gpu_hours(monkeypatch):
+    """The cost a study file states is the planner's (offline: from the model cards)."""
+    import re
+    from pathlib import Path
+
+    from scaling.sweep.study import load_study
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("SCALING_OFFLINE", "1")
+    studies = sorted((Path(__file__).parents[1] / "configs").glob("study_*.yaml"))
+    assert len(studies) == 5
+    for path in studies:
+        header = " ".join(line.lstrip("# ").strip() for line in path.read_text().splitlines() if line.startswith("#"))
+        stated = re.search(r"about ([\d,.]+) GPU-hours of training by the planner", header)
+        assert stated, f"{path.name}: the header does not state the planner's GPU-hours"
+        study = load_study(path)
+        lines, refusals = budget_lines(study)
+        assert not refusals, refusals
+        assert "unknown" not in lines[-1], f"{path.name}: a model without configuration or card"
+        planned = study_gpu_hours(study)
+        assert float(stated[1].replace(",", "")) == pytest.approx(planned, rel=0.12, abs=0.6), path.name
