@@ -209,7 +209,7 @@ def test_stage_prefill_gives_the_local_metrics(tmp_path, ray_local):
     parts = prefill_embeddings(partial(DualEncoder.from_config, EncoderConfig()), encoder, key, [suite], config,
                                eval_cpus=2, eval_gpus=0)
     assert len(parts) == 2 and all(p.encoded_shards >= 1 for p in parts)
-    assert parts[0].pool.shard_rows == (240,) and parts[1].pool.shard_rows == (488,)  # shards of 4096 by default
+    assert parts[0].pool.shard_rows == (240,) and parts[1].pool.shard_rows == (488,)  # one shard each (2048 rows by default)
     pooled = evaluate_suite(encoder, suite, config, model_key=key)
     assert all(pooled.cached.values()) and not any(local.cached.values())
     got = {(r.benchmark, r.setting, r.query_lang, r.candidate_lang, r.metric): r.value for r in pooled.records}
@@ -226,3 +226,36 @@ def test_eval_encoder_setting_is_checked():
     with pytest.raises(ValueError, match="eval.encoder 'ray'"):
         EvalConfig(encoder="ray")
     assert EvalConfig().encoder == "local"
+
+
+def test_study_eval_section_takes_the_encoder():
+    from scaling.sweep.study import StudyConfigError, _eval_config
+
+    assert _eval_config({"encoder": "ray-data"}).encoder == "ray-data"
+    with pytest.raises(StudyConfigError, match="eval.encoder 'rays'"):
+        _eval_config({"encoder": "rays"})
+
+
+def test_study_with_ray_data_encoder_runs_and_ranks_from_the_pool(tmp_path, monkeypatch, ray_local):
+    """A one-trial study with eval.encoder: ray-data: the pool runs after training (one actor
+    for eval_cpus 1), the stage ranks from the cache it filled, and the metrics are recorded."""
+    import json as _json
+    import os
+
+    import yaml
+
+    from conftest import TINY_STUDY
+    from scaling.sweep.cli import main
+    from scaling.sweep.driver import load_results
+
+    monkeypatch.chdir(tmp_path)
+    raw = _json.loads(_json.dumps(TINY_STUDY))
+    raw["axes"]["strategy"] = ["xy"]
+    raw["eval"] = {"encoder": "ray-data"}
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump({**raw, "storage": "results"}))
+    assert main(["--config", str(tmp_path / "study.yaml")]) == 0
+    table = load_results(tmp_path / "results" / "tiny")
+    assert len(table) and set(table.column("benchmark").to_pylist()) == {"parallel-qa:eval"}
+    pools = list((Path(os.environ["SCALING_CACHE_DIR"]) / "embeddings" / "sharded").glob("*/pool.json"))
+    assert len(pools) == 2  # queries and candidates of parallel-qa:eval
+    assert sorted(_json.loads(p.read_text())["shards"][0] for p in pools) == [240, 488]

@@ -48,7 +48,7 @@ class ShardedEncodingConfig:
     cpus_per_actor: float = 1.0
     gpus_per_actor: float = 0.0
     batch_size: int = 64  # texts per forward pass, length-sorted within a shard
-    shard_rows: int = 4096  # texts per shard file: the unit of resumption
+    shard_rows: int = 2048  # texts per shard file: the unit of resumption (and of work per actor call)
     device: str | None = None  # default: cuda when the actor has a GPU, else cpu
     progress: bool | None = None  # None: a progress line when stderr is a terminal
 
@@ -322,7 +322,8 @@ def _run_pool(source, max_length, kind, folder: Path, config: ShardedEncodingCon
     out = ds.map_batches(_ShardEncoder, batch_size=1, batch_format="pyarrow",
                          fn_constructor_args=(source, max_length, kind, str(folder), config.batch_size, config.device,
                                               threads),
-                         concurrency=min(config.actors, len(missing)), num_cpus=config.cpus_per_actor,
+                         compute=ray.data.ActorPoolStrategy(size=min(config.actors, len(missing))),
+                         num_cpus=config.cpus_per_actor,
                          num_gpus=config.gpus_per_actor or None)
     done = 0
     try:
