@@ -97,14 +97,18 @@ def test_progress_line_gives_rate_and_time_left():
 
 # ---- with a local Ray: two actors -----------------------------------------------------------------
 @pytest.fixture(scope="module")
-def ray_local():
+def ray_local(tmp_path_factory):
+    """Workers get their environment at ray.init, before any test's own (function-scoped) one:
+    offline, and a cache folder of the module's (yielded)."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
+    cache = tmp_path_factory.mktemp("worker-cache")
+    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False,
+             runtime_env={"env_vars": {"SCALING_CACHE_DIR": str(cache), "SCALING_OFFLINE": "1"}})
     import ray.cloudpickle
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # actors unpickle the test's loaders
-    yield
+    yield cache
     ray.shutdown()
 
 
@@ -240,7 +244,6 @@ def test_study_with_ray_data_encoder_runs_and_ranks_from_the_pool(tmp_path, monk
     """A one-trial study with eval.encoder: ray-data: the pool runs after training (one actor
     for eval_cpus 1), the stage ranks from the cache it filled, and the metrics are recorded."""
     import json as _json
-    import os
 
     import yaml
 
@@ -256,6 +259,6 @@ def test_study_with_ray_data_encoder_runs_and_ranks_from_the_pool(tmp_path, monk
     assert main(["--config", str(tmp_path / "study.yaml")]) == 0
     table = load_results(tmp_path / "results" / "tiny")
     assert len(table) and set(table.column("benchmark").to_pylist()) == {"parallel-qa:eval"}
-    pools = list((Path(os.environ["SCALING_CACHE_DIR"]) / "embeddings" / "sharded").glob("*/pool.json"))
+    pools = list((ray_local / "embeddings" / "sharded").glob("*/pool.json"))  # the workers' cache
     assert len(pools) == 2  # queries and candidates of parallel-qa:eval
     assert sorted(_json.loads(p.read_text())["shards"][0] for p in pools) == [240, 488]
