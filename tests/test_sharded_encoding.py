@@ -19,8 +19,9 @@ from scaling.eval.shards import _shard
 from scaling.models.encoder import DualEncoder, EncoderConfig
 
 TINY = EncoderConfig(model="tiny:hidden=32,layers=2", query_prefix="", passage_prefix="", max_length=24)
-# fp16 storage: each component is rounded to 11 significant bits, so a unit vector's cosine with
-# its float32 original is 1 - O(1e-7); batch composition changes nothing (padding is skipped).
+# fp16 storage rounds each component to 11 significant bits (cosine 1 - O(1e-7)); the shard's own
+# length-sorted batches differ from one global sort, which moves float32 sums slightly (measured:
+# min cosine 0.99994 on 1,200 SIB-200 sentences with e5-small).
 FP16_COSINE = 1 - 1e-4
 
 
