@@ -13,9 +13,17 @@
    with the offline multilingual-e5-small; prints wall time, peak RSS and the macro cross/multi
    mAP and rank distance. ``--random-embeddings`` skips the encoder (measures loading, ranking
    and metrics alone).
+3. ``encoding``: the same texts (SIB-200 test sentences of the first 100 languages, shuffled with a
+   fixed seed, cycled to ``--n``; parallel-qa without a data directory) encoded by
+   multilingual-e5-small three ways in one run: the Ray Data actor pool
+   (``scaling.eval.sharded_encoding``, its wall time including the actors' start and model load;
+   the cluster's own start is printed apart), this process's ``DualEncoder.encode``, and
+   sentence-transformers' ``encode`` on the same converted model folder. Prints texts/s of each,
+   the agreement of the vectors and the ratios of the Ray Data path to the other two.
 
     python bench/eval_scale.py ranking [--queries 10000] [--sizes 100000,1000000,4000000] [--memory-mb 256]
     SCALING_DATA_DIR=../shared/data python bench/eval_scale.py sib-200 --languages deu_Latn,fra_Latn,zho_Hans
+    SCALING_DATA_DIR=../shared/data python bench/eval_scale.py encoding [--n 20000] [--actors 2] [--batch-size 64]
 """
 
 import argparse
@@ -156,6 +164,93 @@ def sib200(args) -> None:
           f"multilingual rank distance {value[('multi', 'rank_distance')]:.1f}")
 
 
+def encoding_texts(n: int, data_dir: str | None, seed: int = 0):
+    """``n`` rows (id, lang, text): SIB-200 test sentences of 100 languages, shuffled, cycled."""
+    import os
+
+    import pyarrow as pa
+
+    from scaling.data import load_benchmark
+
+    if data_dir or os.environ.get("SCALING_DATA_DIR"):
+        root = Path(data_dir or os.environ["SCALING_DATA_DIR"]) / "sib-200"
+        langs = sorted(p.name for p in root.iterdir() if (p / "test.tsv").is_file())[:100]
+        table, source = load_benchmark("sib-200", data_dir=data_dir, languages=langs).single().candidates, "sib-200"
+    else:
+        table, source = load_benchmark("parallel-qa:eval").single().candidates, "parallel-qa:eval"
+    order = np.random.default_rng(seed).permutation(len(table))
+    rows = np.resize(order, n)  # cycled when n exceeds the table
+    out = table.take(pa.array(rows)).select(["lang", "text"])
+    return out.append_column("id", pa.array([f"r{i}" for i in range(n)])), f"{source} ({len(table):,} distinct)"
+
+
+def encoding(args) -> None:
+    import os
+    from functools import partial
+
+    import ray
+    import torch
+    from sentence_transformers import SentenceTransformer, models
+
+    from scaling.eval.embeddings import model_fingerprint
+    from scaling.eval.sharded_encoding import ShardedEncodingConfig, encode_sharded
+    from scaling.models.encoder import DualEncoder, EncoderConfig
+    from scaling.models.families import family_for
+
+    table, source = encoding_texts(args.n, args.data_dir)
+    texts = table.column("text").to_pylist()
+    config = EncoderConfig(max_length=args.max_length)
+    encoder = DualEncoder.from_config(config)
+    key = model_fingerprint(encoder)
+    cpus = os.cpu_count() or 1
+    print(f"{len(texts):,} texts from {source}, multilingual-e5-small, batch {args.batch_size}, max length "
+          f"{args.max_length}; {cpus} CPUs, load average {os.getloadavg()[0]:.1f} at the start", flush=True)
+    rates, vectors = {}, {}
+
+    start = time.perf_counter()
+    vectors["single process"] = encoder.encode(texts, "passage", batch_size=args.batch_size, device="cpu")
+    rates["single process"] = len(texts) / (time.perf_counter() - start)
+    print(f"{'single process':<24}{rates['single process']:8.1f} texts/s  ({torch.get_num_threads()} torch threads)",
+          flush=True)
+
+    word = models.Transformer(family_for(config.model).weights_path(config), max_seq_length=args.max_length)
+    dim = getattr(word, "get_embedding_dimension", None) or word.get_word_embedding_dimension
+    st = SentenceTransformer(modules=[word, models.Pooling(dim(), "mean"),
+                                      models.Normalize()], device="cpu")
+    start = time.perf_counter()
+    vectors["sentence-transformers"] = st.encode([config.passage_prefix + t for t in texts], batch_size=args.batch_size,
+                                                 convert_to_numpy=True)
+    rates["sentence-transformers"] = len(texts) / (time.perf_counter() - start)
+    print(f"{'sentence-transformers':<24}{rates['sentence-transformers']:8.1f} texts/s", flush=True)
+    del st, word
+
+    start = time.perf_counter()
+    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+    started = time.perf_counter() - start
+    pool = ShardedEncodingConfig(actors=args.actors, cpus_per_actor=cpus / args.actors, batch_size=args.batch_size,
+                                 shard_rows=args.shard_rows)
+    folder = Path(tempfile.mkdtemp(prefix="eval-scale-encoding-", dir=args.dir))
+    try:
+        start = time.perf_counter()
+        out = encode_sharded(partial(DualEncoder.from_config, config), table, "passage", model_key=key,
+                             encoder_config=encoder.config, config=pool, cache_dir=folder)
+        wall = time.perf_counter() - start
+        vectors["ray data"] = out.embeddings()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        ray.shutdown()
+    rates["ray data"] = len(texts) / wall
+    print(f"{'ray data':<24}{rates['ray data']:8.1f} texts/s  ({args.actors} actors x {max(1, int(cpus / args.actors))} "
+          f"threads, {out.total_shards} shards of {args.shard_rows}; actor start and model load included; "
+          f"cluster start {started:.1f} s apart, {len(texts) / (wall + started):.1f} texts/s with it)", flush=True)
+    for name in ("sentence-transformers", "ray data"):
+        cos = (vectors[name] * vectors["single process"]).sum(axis=1)
+        print(f"agreement with the single process: {name} min cosine {cos.min():.6f}")
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
+    print(f"ray data / single process {rates['ray data'] / rates['single process']:.2f}x, ray data / "
+          f"sentence-transformers {rates['ray data'] / rates['sentence-transformers']:.2f}x (goal: >= 1.0 for both)")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -175,8 +270,16 @@ def main() -> None:
     s.add_argument("--memory-mb", type=int, default=256)
     s.add_argument("--no-cache", action="store_true", help="encode again even if cached embeddings exist")
     s.add_argument("--random-embeddings", action="store_true", help="no encoder: time loading, ranks and metrics")
+    e = sub.add_parser("encoding", help="Ray Data actor pool vs single process vs sentence-transformers")
+    e.add_argument("--n", type=int, default=20_000)
+    e.add_argument("--actors", type=int, default=2)
+    e.add_argument("--batch-size", type=int, default=64)
+    e.add_argument("--max-length", type=int, default=128)
+    e.add_argument("--shard-rows", type=int, default=2048)
+    e.add_argument("--data-dir", default=None, help="default: SCALING_DATA_DIR")
+    e.add_argument("--dir", default=None, help="where the temporary shards go (default: the system's temp dir)")
     args = p.parse_args()
-    {"ranking": ranking, "_rank-child": rank_child, "sib-200": sib200}[args.command](args)
+    {"ranking": ranking, "_rank-child": rank_child, "sib-200": sib200, "encoding": encoding}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -21,12 +21,13 @@ import numpy as np
 
 from scaling.data.benchmark import RetrievalBenchmark
 from scaling.data.remote import cache_root
-from scaling.models.encoder import DualEncoder
+from scaling.models.encoder import DualEncoder, EncoderConfig
 
 
-def encoding_settings(encoder: DualEncoder) -> dict:
+def encoding_settings(encoder: "DualEncoder | EncoderConfig") -> dict:
     """What, besides the weights, changes an embedding (prefixes, pooling, length, normalisation)."""
-    return {k: v for k, v in asdict(encoder.config).items() if k not in ("model", "num_layers", "freeze_word_embeddings")}
+    config = encoder.config if isinstance(encoder, DualEncoder) else encoder
+    return {k: v for k, v in asdict(config).items() if k not in ("model", "num_layers", "freeze_word_embeddings")}
 
 
 def model_fingerprint(encoder: DualEncoder) -> str:
@@ -45,16 +46,42 @@ class BenchmarkEmbeddings:
     key: str
 
 
+def cache_key(encoder: DualEncoder, bench: RetrievalBenchmark, model_key: str | None = None) -> str:
+    """The entry of ``bench`` encoded by ``encoder`` (its weights, texts and settings)."""
+    return hashlib.blake2b(json.dumps([model_key or model_fingerprint(encoder), bench.fingerprint(), encoding_settings(encoder)],
+                                      sort_keys=True).encode(), digest_size=16).hexdigest()
+
+
+def cache_folder(cache_dir: str | Path | None = None) -> Path:
+    return Path(cache_dir) if cache_dir else cache_root() / "embeddings"
+
+
+def write_entry(folder: Path, key: str, queries: np.ndarray, candidates: np.ndarray, meta: dict) -> None:
+    """The entry ``folder/key``, written to a temporary folder and renamed into place."""
+    entry = folder / key
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder, prefix=".writing-"))
+    try:
+        np.save(tmp / "queries.npy", queries)
+        np.save(tmp / "candidates.npy", candidates)
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+        if entry.exists() and not (entry / "meta.json").is_file():
+            shutil.rmtree(entry, ignore_errors=True)
+        os.replace(tmp, entry)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (entry / "meta.json").is_file():  # another process may have won the race
+            raise
+
+
 def embed_benchmark(encoder: DualEncoder, bench: RetrievalBenchmark, *, batch_size: int = 64,
                     cache_dir: str | Path | None = None, device: str | None = None,
                     use_cache: bool = True, model_key: str | None = None) -> BenchmarkEmbeddings:
     """``model_key``: the encoder's ``model_fingerprint``, when the caller evaluates several
     benchmarks with unchanged weights (hashing e5-small takes about 1 s)."""
     start = time.perf_counter()
-    settings = encoding_settings(encoder)
-    key = hashlib.blake2b(json.dumps([model_key or model_fingerprint(encoder), bench.fingerprint(), settings],
-                                     sort_keys=True).encode(), digest_size=16).hexdigest()
-    folder = Path(cache_dir) if cache_dir else cache_root() / "embeddings"
+    key = cache_key(encoder, bench, model_key)
+    folder = cache_folder(cache_dir)
     entry = folder / key
     if use_cache and (entry / "meta.json").is_file():
         q, c = np.load(entry / "queries.npy"), np.load(entry / "candidates.npy")
@@ -63,16 +90,6 @@ def embed_benchmark(encoder: DualEncoder, bench: RetrievalBenchmark, *, batch_si
     c = encoder.encode(bench.candidates.column("text").to_pylist(), "passage", batch_size=batch_size, device=device)
     seconds = time.perf_counter() - start
     if use_cache:
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=folder, prefix=".writing-"))
-        try:
-            np.save(tmp / "queries.npy", q)
-            np.save(tmp / "candidates.npy", c)
-            (tmp / "meta.json").write_text(json.dumps({"benchmark": bench.name, "model": encoder.config.model,
-                                                       "settings": settings, "encode_seconds": seconds}, indent=1))
-            os.replace(tmp, entry)
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)
-            if not (entry / "meta.json").is_file():  # another process may have won the race
-                raise
+        write_entry(folder, key, q, c, {"benchmark": bench.name, "model": encoder.config.model,
+                                        "settings": encoding_settings(encoder), "encode_seconds": seconds})
     return BenchmarkEmbeddings(q, c, False, seconds, key)

@@ -48,8 +48,12 @@ class EvalConfig:
     cache_dir: str | None = None
     use_cache: bool = True
     backend: str = "exact"  # what computes the scores: "exact" (torch) or "faiss"
+    encoder: str = "local"  # "ray-data": an actor pool sized by the evaluation's reservation (sharded_encoding)
 
     def __post_init__(self) -> None:
+        if self.encoder not in ("local", "ray-data"):
+            raise ValueError(f"eval.encoder {self.encoder!r}: choose 'local' (this process) or 'ray-data' "
+                             "(a Ray Data actor pool sized by resources.eval_cpus / eval_gpus)")
         bad = [s for s in self.settings if s not in SETTINGS]
         if bad or not self.settings:
             raise ValueError(f"eval.settings {list(self.settings)}: choose one or more of {list(SETTINGS)}")

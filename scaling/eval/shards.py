@@ -8,7 +8,7 @@ ranks against such a pool.
 Layout of a pool folder::
 
     pool.json                  dimension, languages (sorted), candidates per language, shard sizes
-    shard-00000.emb.npy        float32 (rows, dimension)
+    shard-00000.emb.npy        float32 (rows, dimension); float16 from sharded encoding, read as float32
     shard-00000.ids.npy        candidate ids (fixed-width unicode)
     shard-00000.lang.npy       int16: index into pool.json's languages
 
@@ -141,7 +141,7 @@ class ShardedPool:
 
     def chunk(self, index: int, rows: int, *, embeddings: bool = True) -> CandidateChunk:
         shard, a, b, start = self.plan(rows)[index]
-        emb = self._read(shard, "emb", a, b) if embeddings else np.empty((b - a, 0), np.float32)
+        emb = self._read(shard, "emb", a, b).astype(np.float32, copy=False) if embeddings else np.empty((b - a, 0), np.float32)
         return CandidateChunk(index, start, emb, self._read(shard, "ids", a, b),
                               self._to_index[self._read(shard, "lang", a, b)])
 

@@ -1,9 +1,15 @@
 """Evaluation as a stage of its own: a trained model and the plan's benchmark suites in, metric
 records out. Run in this process (``evaluate_plan``) or as a Ray task with the plan's own
-reservation (``run_evaluation``), after training has released its workers."""
+reservation (``run_evaluation``), after training has released its workers.
+
+With ``eval.encoder: ray-data`` the benchmarks are first encoded by a Ray Data actor pool that
+holds the evaluation's reservation (``scaling.eval.sharded_encoding``); the stage then ranks
+from the embedding cache the pool filled."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from scaling.eval.embeddings import model_fingerprint
@@ -13,31 +19,60 @@ from scaling.models.encoder import DualEncoder
 from scaling.plan import TrialPlan
 
 
-def evaluate_plan(plan: TrialPlan, model_dir: str | Path) -> EvalResult:
+def evaluate_plan(plan: TrialPlan, model_dir: str | Path, *, prefill: bool = True) -> EvalResult:
+    """``prefill=False``: the actor pool has already encoded the suites (``run_evaluation``)."""
     encoder = DualEncoder.load(model_dir)
     model_key = model_fingerprint(encoder)  # the weights are fixed for the whole stage: once
+    config, suites = plan.eval, plan.read_benchmarks()
+    if config.encoder == "ray-data":
+        if prefill:
+            from scaling.eval.sharded_encoding import prefill_embeddings
+
+            prefill_embeddings(str(model_dir), encoder, model_key, suites, config, plan.resources.eval_cpus,
+                               plan.resources.eval_gpus)
+        config = replace(config, use_cache=True)  # read what the pool wrote (use_cache=False: it encoded anew)
     result = EvalResult()
-    for suite in plan.read_benchmarks():
-        evaluate_suite(encoder, suite, plan.eval, result, model_key)
+    for suite in suites:
+        evaluate_suite(encoder, suite, config, result, model_key)
     for source in plan.mteb_sources():
-        evaluate_mteb(encoder, source, plan.eval, result, model_key)
+        evaluate_mteb(encoder, source, config, result, model_key)
     return result
+
+
+def _load_from_checkpoint(checkpoint, model_folder: str) -> DualEncoder:
+    with checkpoint.as_directory() as folder:
+        return DualEncoder.load(Path(folder) / model_folder)
+
+
+def _prefill_checkpoint(plan_location: str, checkpoint, model_folder: str) -> None:
+    from scaling.eval.sharded_encoding import prefill_embeddings
+
+    plan = TrialPlan.read(plan_location)
+    encoder = _load_from_checkpoint(checkpoint, model_folder)  # for the cache key; the actors load their own
+    prefill_embeddings(partial(_load_from_checkpoint, checkpoint, model_folder), encoder, model_fingerprint(encoder),
+                       plan.read_benchmarks(), plan.eval, plan.resources.eval_cpus, plan.resources.eval_gpus)
 
 
 def _evaluate_checkpoint(plan_location: str, checkpoint, model_folder: str) -> EvalResult:
     plan = TrialPlan.read(plan_location)
     with checkpoint.as_directory() as folder:
-        return evaluate_plan(plan, Path(folder) / model_folder)
+        return evaluate_plan(plan, Path(folder) / model_folder, prefill=False)
 
 
 def run_evaluation(plan: TrialPlan, checkpoint, model_folder: str) -> EvalResult:
     """A Ray task reserving ``plan.resources.eval_cpus``/``eval_gpus``; the model is read from
-    the run's final checkpoint (on the run's storage), wherever the task lands."""
+    the run's final checkpoint (on the run's storage), wherever the task lands. With
+    ``eval.encoder: ray-data`` an unreserved driver task first runs the actor pool (which holds
+    the reservation while it encodes), then the stage task ranks from the cache."""
     import ray
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
     # placement_group=None: outside the trial's placement group (Tune's), in resources of its own
+    outside = PlacementGroupSchedulingStrategy(placement_group=None)
+    if plan.eval.encoder == "ray-data":
+        pool = ray.remote(_prefill_checkpoint).options(num_cpus=0, max_retries=0, scheduling_strategy=outside)
+        ray.get(pool.remote(plan.location, checkpoint, model_folder))
     task = ray.remote(_evaluate_checkpoint).options(
         num_cpus=plan.resources.eval_cpus, num_gpus=plan.resources.eval_gpus, max_retries=0,
-        scheduling_strategy=PlacementGroupSchedulingStrategy(placement_group=None))
+        scheduling_strategy=outside)
     return ray.get(task.remote(plan.location, checkpoint, model_folder))

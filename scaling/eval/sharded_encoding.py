@@ -1,0 +1,366 @@
+"""Encode a text collection with a Ray Data actor pool into fp16 shard files in the embedding cache.
+
+Why: one process on one device is today's evaluation path; a 1M-passage corpus with a 7B model
+needs every GPU the evaluation stage reserves, and a crash must not lose hours of encoding.
+
+How: the rows are cut into shards of ``shard_rows`` consecutive texts; one Ray Data row (and
+block) per shard that is not yet on disk goes through ``map_batches`` on an actor pool, each
+actor loading the model once and encoding its shard in length-sorted batches
+(``DualEncoder.encode``). The actor writes the shard's files itself (temporary name, then
+rename; the embedding file last), so the driver never holds the embeddings and a rerun after a
+crash encodes only the shards whose files are missing. ``pool.json`` is written when every shard
+is there: the folder is then a finished ``scaling.eval.shards.ShardedPool`` (embeddings as
+float16, read as float32), in input order, that streaming ranking reads chunk by chunk.
+
+The cache key is the model fingerprint, a hash of the texts (with their ids, languages and
+kind) and the encoding settings (prefixes, pooling, maximum length, normalisation, shard size).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Sequence, Union
+
+import numpy as np
+import pyarrow as pa
+
+from scaling.data.errors import DataError
+from scaling.eval.embeddings import encoding_settings
+from scaling.eval.shards import POOL_FILE, ShardedPool, _shard
+from scaling.models.encoder import DualEncoder, EncoderConfig, TextKind
+
+ENCODERS = ("local", "ray-data")  # eval.encoder: this process, or the Ray Data actor pool
+UNDETERMINED = "und"  # the language of texts given without one (BCP 47 "undetermined")
+ModelSource = Union[str, Path, Callable[[], DualEncoder]]
+
+
+@dataclass(frozen=True)
+class ShardedEncodingConfig:
+    """The actor pool and the shard layout; ``for_resources`` derives the pool from the study's
+    evaluation reservation."""
+
+    actors: int = 1
+    cpus_per_actor: float = 1.0
+    gpus_per_actor: float = 0.0
+    batch_size: int = 64  # texts per forward pass, length-sorted within a shard
+    shard_rows: int = 2048  # texts per shard file: the unit of resumption (and of work per actor call)
+    device: str | None = None  # default: cuda when the actor has a GPU, else cpu
+    progress: bool | None = None  # None: a progress line when stderr is a terminal
+
+    def __post_init__(self) -> None:
+        if isinstance(self.actors, bool) or not isinstance(self.actors, int) or self.actors < 1:
+            raise ValueError(f"sharded encoding: actors must be an integer >= 1, not {self.actors!r} "
+                             "(raise resources.eval_cpus or resources.eval_gpus)")
+        if self.cpus_per_actor <= 0 or self.gpus_per_actor < 0:
+            raise ValueError(f"sharded encoding: cpus_per_actor must be > 0 and gpus_per_actor >= 0, not "
+                             f"{self.cpus_per_actor} and {self.gpus_per_actor}")
+        for name in ("batch_size", "shard_rows"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"sharded encoding: {name} must be >= 1, not {getattr(self, name)}")
+
+    @classmethod
+    def for_resources(cls, eval_cpus: float, eval_gpus: float, **kwargs) -> "ShardedEncodingConfig":
+        """One actor per whole reserved GPU (a fraction: one actor on it), else one per whole
+        CPU; the reserved CPUs are split evenly between the actors."""
+        if eval_gpus >= 1:
+            actors = int(eval_gpus)
+        elif eval_gpus > 0:
+            actors = 1
+        else:
+            actors = max(1, int(eval_cpus))
+        return cls(actors=actors, cpus_per_actor=max(eval_cpus, 1e-3) / actors, gpus_per_actor=eval_gpus / actors,
+                   **kwargs)
+
+
+@dataclass(frozen=True)
+class TextColumn:
+    """Texts with their ids and languages, as Arrow arrays of equal length."""
+
+    text: pa.Array
+    ids: pa.Array
+    lang: pa.Array
+
+    @classmethod
+    def of(cls, texts: Union[Sequence[str], pa.Table, pa.Array, pa.ChunkedArray, str, Path]) -> "TextColumn":
+        """A list of strings (ids are row numbers, language ``und``), an Arrow table or Parquet
+        file with a ``text`` column (and optional ``id`` and ``lang``), or an Arrow string array."""
+        if isinstance(texts, (str, Path)):
+            import pyarrow.parquet as pq
+
+            path = Path(texts)
+            if not path.is_file():
+                raise DataError("no such Parquet file of texts", file=path, hint="give a file with a 'text' column")
+            texts = pq.read_table(path, memory_map=True)
+        if isinstance(texts, pa.Table):
+            if "text" not in texts.column_names:
+                raise DataError(f"the table has no 'text' column (columns: {texts.column_names})", file="texts")
+            n = len(texts)
+            text = texts.column("text")
+            ids = texts.column("id") if "id" in texts.column_names else None
+            lang = texts.column("lang") if "lang" in texts.column_names else None
+        else:
+            text = texts if isinstance(texts, (pa.Array, pa.ChunkedArray)) else pa.array(list(texts), pa.string())
+            n, ids, lang = len(text), None, None
+
+        def strings(col, what):
+            col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+            if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+                col = col.cast(pa.string())
+            if col.null_count:
+                raise DataError(f"{col.null_count} rows have no {what}", file="texts", hint=f"give every row a {what}")
+            return col
+
+        if n == 0:
+            raise DataError("there are no texts to encode", file="texts")
+        ids = pa.array([str(i) for i in range(n)], pa.string()) if ids is None else ids
+        lang = pa.array([UNDETERMINED] * n, pa.string()) if lang is None else lang
+        return cls(strings(text, "text"), strings(ids, "id"), strings(lang, "lang"))
+
+    def __len__(self) -> int:
+        return len(self.text)
+
+    def fingerprint(self, kind: str) -> str:
+        """A hash of every text, id and language (with lengths, so boundaries count) and the kind."""
+        h = hashlib.blake2b(kind.encode(), digest_size=16)
+        for col in (self.text, self.ids, self.lang):
+            for a in range(0, len(col), 65536):
+                values = col.slice(a, 65536).to_pylist()
+                h.update(np.fromiter((len(v) for v in values), np.int64, len(values)).tobytes())
+                h.update("".join(values).encode("utf-8", "surrogatepass"))
+        return h.hexdigest()
+
+
+def encoding_key(model_key: str, encoder_config: EncoderConfig, texts: TextColumn, kind: str, shard_rows: int) -> str:
+    parts = [model_key, texts.fingerprint(kind), encoding_settings(encoder_config), shard_rows, "float16"]
+    return hashlib.blake2b(json.dumps(parts, sort_keys=True).encode(), digest_size=16).hexdigest()
+
+
+def _atomic_save(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        np.save(f, array)
+    os.replace(tmp, path)
+
+
+def shard_done(folder: Path, shard: int, rows: int) -> bool:
+    """The shard's embedding file (written last) is there with ``rows`` rows."""
+    path = _shard(folder, shard, "emb")
+    if not (path.is_file() and _shard(folder, shard, "ids").is_file() and _shard(folder, shard, "lang").is_file()):
+        return False
+    try:
+        return np.load(path, mmap_mode="r").shape[0] == rows
+    except (OSError, ValueError):
+        return False
+
+
+def _load_model(source: ModelSource, max_length: int | None) -> DualEncoder:
+    encoder = source() if callable(source) else DualEncoder.load(source)
+    if max_length is not None and max_length != encoder.config.max_length:
+        encoder.config = replace(encoder.config, max_length=max_length)
+    return encoder
+
+
+class _ShardEncoder:
+    """A pool actor: loads the model once, then encodes and writes one shard per input row."""
+
+    def __init__(self, source: ModelSource, max_length: int | None, kind: TextKind, folder: str, batch_size: int,
+                 device: str | None, threads: int) -> None:
+        import torch
+
+        torch.set_num_threads(threads)
+        self.encoder = _load_model(source, max_length)
+        self.kind, self.folder, self.batch_size = kind, Path(folder), batch_size
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        shards, rows, seconds = [], [], []
+        for row in batch.to_pylist():
+            start = time.perf_counter()
+            emb = self.encoder.encode(row["text"], self.kind, batch_size=self.batch_size, device=self.device)
+            i = row["shard"]
+            _atomic_save(_shard(self.folder, i, "ids"), np.asarray(row["ids"], dtype=str))
+            _atomic_save(_shard(self.folder, i, "lang"), np.asarray(row["lang"], dtype=np.int16))
+            _atomic_save(_shard(self.folder, i, "emb"), emb.astype(np.float16))  # last: marks the shard done
+            shards.append(i)
+            rows.append(len(emb))
+            seconds.append(time.perf_counter() - start)
+        return pa.table({"shard": pa.array(shards, pa.int64()), "rows": pa.array(rows, pa.int64()),
+                         "seconds": pa.array(seconds, pa.float64())})
+
+
+class Progress:
+    """``[encode] [####....] 12,288 of 20,000 texts, 431 texts/s, about 0m18s left`` on one
+    rewritten line when the stream is a terminal; quiet otherwise (the caller prints a summary)."""
+
+    def __init__(self, total: int, done: int, enabled: bool | None = None, stream=None) -> None:
+        from scaling.sweep.console import _duration
+
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.total, self.done, self.already = total, done, done
+        self.started = time.monotonic()
+        self._duration = _duration
+
+    def text(self) -> str:
+        elapsed = time.monotonic() - self.started
+        here = self.done - self.already
+        rate = here / elapsed if elapsed > 0 else 0.0
+        eta = f", about {self._duration((self.total - self.done) / rate)} left" if rate and self.done < self.total else ""
+        filled = round(20 * self.done / max(1, self.total))
+        return (f"[encode] [{'#' * filled}{'.' * (20 - filled)}] {self.done:,} of {self.total:,} texts, "
+                f"{rate:,.0f} texts/s{eta}")
+
+    def advance(self, rows: int) -> None:
+        self.done += rows
+        if self.enabled:
+            print("\r" + self.text(), end="", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.enabled:
+            print(file=self.stream, flush=True)
+
+
+@dataclass(frozen=True)
+class ShardedEncoding:
+    pool: ShardedPool
+    key: str
+    encoded_shards: int  # shards encoded by this call (0: all were on disk)
+    total_shards: int
+    seconds: float
+
+    def embeddings(self) -> np.ndarray:
+        """Every row as one float32 array, in input order (for pools that fit in memory)."""
+        return np.concatenate([c.embeddings for c in self.pool.chunks(max(self.pool.shard_rows))])
+
+
+def _check_source(source: ModelSource) -> None:
+    if callable(source):
+        return
+    folder = Path(source)
+    if not (folder / "encoder.json").is_file():
+        raise DataError("is not a saved model folder (encoder.json is missing)" if folder.is_dir()
+                        else "model folder does not exist", file=folder,
+                        hint="give the folder DualEncoder.save wrote (a run's final model), or a callable that builds one")
+
+
+def encode_sharded(source: ModelSource, texts, kind: TextKind, *, model_key: str, encoder_config: EncoderConfig,
+                   config: ShardedEncodingConfig = ShardedEncodingConfig(), cache_dir: str | Path | None = None,
+                   max_length: int | None = None, use_cache: bool = True) -> ShardedEncoding:
+    """Encode ``texts`` (see ``TextColumn.of``) with ``source`` (a saved model folder, or a
+    picklable callable returning the encoder) into the embedding cache; returns the finished pool.
+
+    ``model_key`` and ``encoder_config`` identify the model for the cache key (the family's
+    ``model_fingerprint`` and the encoder's settings; ``max_length`` overrides the latter's, as
+    ``eval.max_length`` does). Runs on the Ray cluster this process is connected to (a local one
+    is started if none is)."""
+    start = time.perf_counter()
+    _check_source(source)
+    column = TextColumn.of(texts)
+    if max_length is not None:
+        encoder_config = replace(encoder_config, max_length=max_length)
+    key = encoding_key(model_key, encoder_config, column, kind, config.shard_rows)
+    from scaling.data.remote import cache_root
+
+    folder = (Path(cache_dir) if cache_dir else cache_root() / "embeddings") / "sharded" / key
+    if use_cache and (folder / POOL_FILE).is_file():
+        pool = ShardedPool(folder)
+        return ShardedEncoding(pool, key, 0, len(pool.shard_rows), time.perf_counter() - start)
+    if not use_cache and folder.exists():
+        import shutil
+
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    n = len(column)
+    bounds = [(a, min(n, a + config.shard_rows)) for a in range(0, n, config.shard_rows)]
+    languages = sorted(set(column.lang.to_pylist()))
+    codes = {lang: i for i, lang in enumerate(languages)}
+    lang_codes = pa.array(np.fromiter((codes[x] for x in column.lang.to_pylist()), np.int16, n))
+    missing = [i for i, (a, b) in enumerate(bounds) if not shard_done(folder, i, b - a)]
+    progress = Progress(n, n - sum(bounds[i][1] - bounds[i][0] for i in missing), config.progress)
+    if missing:
+        _run_pool(source, max_length, kind, folder, config, column, lang_codes, bounds, missing, progress)
+    progress.close()
+    sizes = {lang: int(c) for lang, c in zip(*np.unique(np.asarray(column.lang.to_pylist()), return_counts=True))}
+    (folder / "encoding.json").write_text(json.dumps({"kind": kind, "rows": n, "settings": encoding_settings(encoder_config),
+                                                      "model_key": model_key, "shard_rows": config.shard_rows}, indent=1))
+    meta = {"dimension": int(np.load(_shard(folder, 0, "emb"), mmap_mode="r").shape[1]), "codes": codes,
+            "sizes": {lang: sizes[lang] for lang in languages}, "shards": [b - a for a, b in bounds], "dtype": "float16"}
+    tmp = folder / f".{POOL_FILE}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(meta, indent=1))
+    os.replace(tmp, folder / POOL_FILE)
+    return ShardedEncoding(ShardedPool(folder), key, len(missing), len(bounds), time.perf_counter() - start)
+
+
+def _run_pool(source, max_length, kind, folder: Path, config: ShardedEncodingConfig, column: TextColumn,
+              lang_codes: pa.Array, bounds, missing: list[int], progress: Progress) -> None:
+    import ray
+    import ray.data
+
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False, log_to_driver=False)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False  # ours instead (texts/s and an ETA)
+    ctx.print_on_execution_start = False
+    blocks = []  # one block per shard, so the pool spreads shards over its actors
+    for i in missing:
+        a, b = bounds[i]
+        blocks.append(pa.table({"shard": pa.array([i], pa.int64()),
+                                "text": pa.array([column.text.slice(a, b - a).to_pylist()], pa.list_(pa.string())),
+                                "ids": pa.array([column.ids.slice(a, b - a).to_pylist()], pa.list_(pa.string())),
+                                "lang": pa.array([lang_codes.slice(a, b - a).to_pylist()], pa.list_(pa.int16()))}))
+    ds = ray.data.from_arrow(blocks)
+    threads = max(1, int(config.cpus_per_actor))
+    out = ds.map_batches(_ShardEncoder, batch_size=1, batch_format="pyarrow",
+                         fn_constructor_args=(source, max_length, kind, str(folder), config.batch_size, config.device,
+                                              threads),
+                         compute=ray.data.ActorPoolStrategy(size=min(config.actors, len(missing))),
+                         num_cpus=config.cpus_per_actor,
+                         num_gpus=config.gpus_per_actor or None)
+    done = 0
+    try:
+        for batch in out.iter_batches(batch_size=None, batch_format="pyarrow"):
+            for rows in batch.column("rows").to_pylist():
+                done += 1
+                progress.advance(rows)
+    except Exception as exc:
+        progress.close()
+        kept = sum(shard_done(folder, i, b - a) for i, (a, b) in enumerate(bounds))
+        raise RuntimeError(f"sharded encoding failed with {kept} of {len(bounds)} shards on disk in {folder} "
+                           f"({type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}); "
+                           "run it again to encode only the missing shards") from exc
+
+
+
+def prefill_embeddings(source: ModelSource, encoder: DualEncoder, model_key: str, suites, eval_config,
+                       eval_cpus: float, eval_gpus: float) -> list[ShardedEncoding]:
+    """Encode every member of ``suites`` with the actor pool into the entries ``embed_benchmark``
+    reads (same key), so the evaluation that follows finds them cached. ``encoder`` is the
+    evaluation's own copy (for the key; its ``max_length`` is set from ``eval.max_length`` as
+    ``evaluate_benchmark`` does); ``source`` is what the actors load."""
+    from scaling.eval.embeddings import cache_folder, cache_key, write_entry
+
+    config = ShardedEncodingConfig.for_resources(eval_cpus, eval_gpus, batch_size=eval_config.batch_size,
+                                                 device=eval_config.device)
+    if eval_config.max_length is not None and eval_config.max_length != encoder.config.max_length:
+        encoder.config = replace(encoder.config, max_length=eval_config.max_length)
+    folder, done = cache_folder(eval_config.cache_dir), []
+    for suite in suites:
+        for bench in suite:
+            key = cache_key(encoder, bench, model_key)
+            if eval_config.use_cache and (folder / key / "meta.json").is_file():
+                continue
+            parts = [encode_sharded(source, table, kind, model_key=model_key, encoder_config=encoder.config,
+                                    config=config, cache_dir=eval_config.cache_dir,
+                                    max_length=eval_config.max_length, use_cache=eval_config.use_cache)
+                     for table, kind in ((bench.queries, "query"), (bench.candidates, "passage"))]
+            write_entry(folder, key, parts[0].embeddings(), parts[1].embeddings(),
+                        {"benchmark": bench.name, "model": encoder.config.model, "settings": encoding_settings(encoder.config),
+                         "encode_seconds": sum(p.seconds for p in parts), "encoder": "ray-data", "actors": config.actors})
+            done += parts
+    return done

@@ -1,0 +1,265 @@
+"""Sharded encoding with a Ray Data actor pool (scaling.eval.sharded_encoding): the same vectors
+as one process, in input order; a crashed job resumes from its shards; bad input is refused."""
+
+from __future__ import annotations
+
+import io
+import sys
+import uuid
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from scaling.data.errors import DataError
+from scaling.eval.sharded_encoding import Progress, ShardedEncodingConfig, TextColumn, encode_sharded, shard_done
+from scaling.eval.shards import _shard
+from scaling.models.encoder import DualEncoder, EncoderConfig
+
+TINY = EncoderConfig(model="tiny:hidden=32,layers=2", query_prefix="", passage_prefix="", max_length=24)
+# fp16 storage rounds each component to 11 significant bits (cosine 1 - O(1e-7)); the shard's own
+# length-sorted batches differ from one global sort, which moves float32 sums slightly (measured:
+# min cosine 0.99994 on 1,200 SIB-200 sentences with e5-small).
+FP16_COSINE = 1 - 1e-4
+
+
+def _texts(n: int) -> pa.Table:
+    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda".split()
+    rng = np.random.default_rng(0)
+    rows = [{"id": f"t{i}", "lang": ("de", "en", "fr")[i % 3],
+             "text": " ".join(rng.choice(words, int(rng.integers(1, 15))))} for i in range(n)]
+    return pa.Table.from_pylist(rows)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    from scaling.models.families import family_for
+
+    texts = _texts(50).column("text").to_pylist()
+    return family_for(TINY.model).instantiate(TINY, texts, seed=0).save(tmp_path_factory.mktemp("m") / "model")
+
+
+# ---- before Ray: settings and input ----------------------------------------------------------------
+def test_bad_input_is_a_clear_error_before_ray(tmp_path, tiny_model):
+    import ray
+
+    with pytest.raises(ValueError, match="actors must be an integer >= 1"):
+        ShardedEncodingConfig(actors=0)
+    with pytest.raises(ValueError, match="shard_rows must be >= 1"):
+        ShardedEncodingConfig(shard_rows=0)
+    kwargs = dict(model_key="k", encoder_config=TINY, cache_dir=tmp_path)
+    with pytest.raises(DataError, match="model folder does not exist") as err:
+        encode_sharded(tmp_path / "no-such-model", ["a"], "passage", **kwargs)
+    assert "no-such-model" in str(err.value)
+    with pytest.raises(DataError, match="encoder.json is missing"):
+        encode_sharded(tmp_path, ["a"], "passage", **kwargs)
+    with pytest.raises(DataError, match="no texts"):
+        encode_sharded(tiny_model, [], "passage", **kwargs)
+    with pytest.raises(DataError, match="no 'text' column"):
+        encode_sharded(tiny_model, pa.table({"body": ["a"]}), "passage", **kwargs)
+    with pytest.raises(DataError, match="1 rows have no text"):
+        encode_sharded(tiny_model, pa.table({"text": ["a", None]}), "passage", **kwargs)
+    assert not ray.is_initialized()  # every refusal came before a cluster was started
+
+
+def test_pool_follows_the_evaluation_reservation():
+    cpu = ShardedEncodingConfig.for_resources(4, 0)
+    assert (cpu.actors, cpu.cpus_per_actor, cpu.gpus_per_actor) == (4, 1.0, 0.0)
+    gpu = ShardedEncodingConfig.for_resources(8, 2)
+    assert (gpu.actors, gpu.cpus_per_actor, gpu.gpus_per_actor) == (2, 4.0, 1.0)
+    half = ShardedEncodingConfig.for_resources(1, 0.5)
+    assert (half.actors, half.gpus_per_actor) == (1, 0.5)
+    assert ShardedEncodingConfig.for_resources(0.5, 0).actors == 1
+
+
+def test_text_fingerprint_sees_every_field_and_boundary():
+    base = TextColumn.of(pa.table({"text": ["ab", "c"], "id": ["1", "2"], "lang": ["en", "en"]}))
+    same = TextColumn.of(pa.table({"text": pa.chunked_array([["ab"], ["c"]]), "id": ["1", "2"], "lang": ["en", "en"]}))
+    assert base.fingerprint("passage") == same.fingerprint("passage")
+    others = [TextColumn.of(pa.table({"text": ["a", "bc"], "id": ["1", "2"], "lang": ["en", "en"]})),
+              TextColumn.of(pa.table({"text": ["ab", "c"], "id": ["1", "3"], "lang": ["en", "en"]})),
+              TextColumn.of(pa.table({"text": ["ab", "c"], "id": ["1", "2"], "lang": ["en", "de"]}))]
+    prints = {base.fingerprint("passage"), base.fingerprint("query")} | {o.fingerprint("passage") for o in others}
+    assert len(prints) == 5
+
+
+def test_progress_line_gives_rate_and_time_left():
+    import time
+
+    out = io.StringIO()
+    p = Progress(total=3000, done=1000, enabled=True, stream=out)  # 1000 were on disk already
+    p.started = time.monotonic() - 10
+    p.advance(500)  # 500 encoded here in 10 s: 50 texts/s, 1500 left: 30 s
+    assert out.getvalue() == "\r[encode] [##########..........] 1,500 of 3,000 texts, 50 texts/s, about 0m30s left"
+    assert not Progress(10, 0, stream=io.StringIO()).enabled  # not a terminal: quiet
+
+
+# ---- with a local Ray: two actors -----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ray_local(tmp_path_factory):
+    """Workers get their environment at ray.init, before any test's own (function-scoped) one:
+    offline, and a cache folder of the module's (yielded)."""
+    import ray
+
+    cache = tmp_path_factory.mktemp("worker-cache")
+    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False,
+             runtime_env={"env_vars": {"SCALING_CACHE_DIR": str(cache), "SCALING_OFFLINE": "1"}})
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # actors unpickle the test's loaders
+    yield cache
+    ray.shutdown()
+
+
+TWO = ShardedEncodingConfig(actors=2, cpus_per_actor=1, batch_size=16, shard_rows=40)
+
+
+def test_two_actors_equal_one_process_e5(tmp_path, ray_local):
+    """offline multilingual-e5-small, 230 texts in 6 shards on 2 actors vs DualEncoder.encode."""
+    from scaling.data import load_benchmark
+    from scaling.eval.embeddings import model_fingerprint
+
+    bench = load_benchmark("parallel-qa:eval").single()
+    table = bench.candidates.slice(0, 230)
+    config = EncoderConfig()
+    encoder = DualEncoder.from_config(config)
+    reference = encoder.encode(table.column("text").to_pylist(), "passage", batch_size=32, device="cpu")
+    out = encode_sharded(partial(DualEncoder.from_config, config), table, "passage",
+                         model_key=model_fingerprint(encoder), encoder_config=encoder.config, config=TWO,
+                         cache_dir=tmp_path)
+    assert (out.encoded_shards, out.total_shards, out.pool.shard_rows) == (6, 6, (40,) * 5 + (30,))
+    got = out.embeddings()
+    assert got.dtype == np.float32 and got.shape == reference.shape
+    cos = (got * reference).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(reference, axis=1)
+    assert cos.min() >= FP16_COSINE
+    assert np.abs(got - reference).max() < 1e-3  # fp16 rounding of components below 1
+    ids = np.concatenate([c.ids for c in out.pool.chunks(64)])
+    langs = [out.pool.languages[i] for c in out.pool.chunks(64) for i in c.lang]
+    assert ids.tolist() == table.column("id").to_pylist()  # input order
+    assert langs == table.column("lang").to_pylist()
+    assert out.pool.sizes.tolist() == [table.column("lang").to_pylist().count(x) for x in out.pool.languages]
+    again = encode_sharded(partial(DualEncoder.from_config, config), table, "passage",
+                           model_key=model_fingerprint(encoder), encoder_config=encoder.config, config=TWO,
+                           cache_dir=tmp_path)
+    assert again.encoded_shards == 0 and again.key == out.key and np.array_equal(again.embeddings(), got)
+
+
+class CountingLoader:
+    """Loads the tiny model; each ``encode`` (one per shard) leaves a file in ``calls``, and
+    with ``fail_after`` the call that finds that many files already there raises instead."""
+
+    def __init__(self, model: Path, calls: Path, fail_after: int | None = None) -> None:
+        self.model, self.calls, self.fail_after = str(model), calls, fail_after
+
+    def __call__(self) -> DualEncoder:
+        encoder = DualEncoder.load(self.model)
+        original = encoder.encode
+
+        def encode(texts, kind, **kwargs):
+            if self.fail_after is not None and len(list(self.calls.iterdir())) >= self.fail_after:
+                raise RuntimeError("simulated crash of an encoding actor")
+            (self.calls / uuid.uuid4().hex).touch()
+            return original(texts, kind, **kwargs)
+
+        encoder.encode = encode
+        return encoder
+
+
+def test_killed_job_resumes_from_its_shards(tmp_path, ray_local, tiny_model):
+    table = _texts(400)  # 10 shards of 40
+    kwargs = dict(model_key="tiny", encoder_config=DualEncoder.load(tiny_model).config, config=TWO)
+    whole = tmp_path / "whole-calls"
+    whole.mkdir()
+    uninterrupted = encode_sharded(CountingLoader(tiny_model, whole), table, "passage", cache_dir=tmp_path / "a",
+                                   **kwargs)
+    assert len(list(whole.iterdir())) == 10
+
+    first, second = tmp_path / "first-calls", tmp_path / "second-calls"
+    first.mkdir()
+    second.mkdir()
+    with pytest.raises(RuntimeError, match="shards on disk .* run it again to encode only the missing shards"):
+        encode_sharded(CountingLoader(tiny_model, first, fail_after=4), table, "passage", cache_dir=tmp_path / "b",
+                       **kwargs)
+    folder = tmp_path / "b" / "sharded" / uninterrupted.key
+    assert not (folder / "pool.json").exists()  # unfinished
+    kept = [i for i in range(10) if shard_done(folder, i, 40)]
+    assert 4 <= len(kept) < 10 and len(list(first.iterdir())) == len(kept)
+    assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]  # no half-written shard
+    before = {i: _shard(folder, i, "emb").stat().st_mtime_ns for i in kept}
+
+    resumed = encode_sharded(CountingLoader(tiny_model, second), table, "passage", cache_dir=tmp_path / "b", **kwargs)
+    assert len(list(second.iterdir())) == 10 - len(kept) == resumed.encoded_shards  # only the missing shards
+    assert {i: _shard(folder, i, "emb").stat().st_mtime_ns for i in kept} == before  # kept shards untouched
+    assert np.array_equal(resumed.embeddings(), uninterrupted.embeddings())
+    ids = np.concatenate([c.ids for c in resumed.pool.chunks(400)])
+    assert ids.tolist() == table.column("id").to_pylist()
+
+
+def test_stage_prefill_gives_the_local_metrics(tmp_path, ray_local):
+    """eval.encoder: ray-data fills the cache entries evaluate_suite reads (e5-small, with an
+    eval.max_length override); its metrics equal the local path's within fp16 rounding."""
+    from scaling.data import load_benchmark
+    from scaling.eval.embeddings import model_fingerprint
+    from scaling.eval.evaluate import EvalConfig, evaluate_suite
+    from scaling.eval.sharded_encoding import prefill_embeddings
+
+    suite = load_benchmark("parallel-qa:eval")
+    encoder = DualEncoder.from_config(EncoderConfig())
+    key = model_fingerprint(encoder)
+    local = evaluate_suite(encoder, suite, EvalConfig(cache_dir=str(tmp_path / "local"), max_length=48), model_key=key)
+    config = EvalConfig(cache_dir=str(tmp_path / "pool"), max_length=48, encoder="ray-data", batch_size=32)
+    encoder = DualEncoder.from_config(EncoderConfig())
+    parts = prefill_embeddings(partial(DualEncoder.from_config, EncoderConfig()), encoder, key, [suite], config,
+                               eval_cpus=2, eval_gpus=0)
+    assert len(parts) == 2 and all(p.encoded_shards >= 1 for p in parts)
+    assert parts[0].pool.shard_rows == (240,) and parts[1].pool.shard_rows == (488,)  # one shard each (2048 rows by default)
+    pooled = evaluate_suite(encoder, suite, config, model_key=key)
+    assert all(pooled.cached.values()) and not any(local.cached.values())
+    got = {(r.benchmark, r.setting, r.query_lang, r.candidate_lang, r.metric): r.value for r in pooled.records}
+    want = {(r.benchmark, r.setting, r.query_lang, r.candidate_lang, r.metric): r.value for r in local.records}
+    assert got.keys() == want.keys()
+    worst = max(want, key=lambda k: abs(got[k] - want[k]))
+    print("largest difference", worst, got[worst], want[worst])
+    assert abs(got[worst] - want[worst]) <= 0.01 * max(1.0, abs(want[worst]))
+
+
+def test_eval_encoder_setting_is_checked():
+    from scaling.eval.evaluate import EvalConfig
+
+    with pytest.raises(ValueError, match="eval.encoder 'ray'"):
+        EvalConfig(encoder="ray")
+    assert EvalConfig().encoder == "local"
+
+
+def test_study_eval_section_takes_the_encoder():
+    from scaling.sweep.study import StudyConfigError, _eval_config
+
+    assert _eval_config({"encoder": "ray-data"}).encoder == "ray-data"
+    with pytest.raises(StudyConfigError, match="eval.encoder 'rays'"):
+        _eval_config({"encoder": "rays"})
+
+
+def test_study_with_ray_data_encoder_runs_and_ranks_from_the_pool(tmp_path, monkeypatch, ray_local):
+    """A one-trial study with eval.encoder: ray-data: the pool runs after training (one actor
+    for eval_cpus 1), the stage ranks from the cache it filled, and the metrics are recorded."""
+    import json as _json
+
+    import yaml
+
+    from conftest import TINY_STUDY
+    from scaling.sweep.cli import main
+    from scaling.sweep.driver import load_results
+
+    monkeypatch.chdir(tmp_path)
+    raw = _json.loads(_json.dumps(TINY_STUDY))
+    raw["axes"]["strategy"] = ["xy"]
+    raw["eval"] = {"encoder": "ray-data"}
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump({**raw, "storage": "results"}))
+    assert main(["--config", str(tmp_path / "study.yaml")]) == 0
+    table = load_results(tmp_path / "results" / "tiny")
+    assert len(table) and set(table.column("benchmark").to_pylist()) == {"parallel-qa:eval"}
+    pools = list((ray_local / "embeddings" / "sharded").glob("*/pool.json"))  # the workers' cache
+    assert len(pools) == 2  # queries and candidates of parallel-qa:eval
+    assert sorted(_json.loads(p.read_text())["shards"][0] for p in pools) == [240, 488]
