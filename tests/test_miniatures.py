@@ -37,6 +37,7 @@ def test_the_50plus_miniature_runs_and_reports_its_zero_shot_languages(tmp_path,
     pytest.importorskip("ray")
     import ray
 
+    monkeypatch.setenv("SCALING_DATA_DIR", str(Path(data_dir).resolve()))  # the study runs from another folder
     monkeypatch.chdir(tmp_path)
     name = yaml.safe_load((MINI / "languages_50plus.yaml").read_text())["study"]["name"]
     ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True)

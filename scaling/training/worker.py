@@ -48,6 +48,8 @@ class WorkerRun:
         if cfg.run.torch_threads:
             torch.set_num_threads(cfg.run.torch_threads)
         corpus = plan.read_corpus()
+        if cfg.data.languages:  # the study's corpus file serves every language subset: tokenise only this trial's
+            corpus = corpus.select_languages(cfg.data.languages)
         self.sampler = make_sampler(cfg.sampler, corpus, cfg.data.languages, cfg.data.source_weights())
         self.family = family_for(cfg.encoder.model)
         check_runs_on(cfg.encoder.dtype, ctx.device)  # torch's capability check, on the worker's own device
