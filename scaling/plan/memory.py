@@ -8,7 +8,8 @@ master weights) with fp32 gradients and AdamW's two fp32 moments, plus, when com
 autocast's 16-bit copy of each trainable weight (kept for backward); and activations, in the
 compute dtype, of the graphs alive at once: queries and passages of the local batch (or one chunk
 under gradient caching), per layer and token about ``34 h + 5 a s`` 16-bit values' worth
-(Korthikanti et al. 2022; twice that in fp32; with activation checkpointing each block's input plus one block's),
+(Korthikanti et al. 2022; twice that in fp32; plus one block's worth for backward's gradients of the
+activations; with activation checkpointing each block's input plus a recomputed block and its gradients),
 at the full ``max_length`` (an upper bound: skipped padding only
 helps). Time per step: ``6 N T`` FLOPs for N non-embedding parameters and T tokens of the global
 batch, at an assumed utilisation of the accelerators' peak. Under ``run.sharding: fsdp``
@@ -114,9 +115,11 @@ def estimate(shape: ModelShape, cfg: TrainConfig, *, trainable: int | None = Non
     s = cfg.encoder.max_length
     per_token_layer = (34 * shape.hidden + 5 * shape.heads * s) * value_bytes / 2
     if cfg.encoder.gradient_checkpointing:  # each block's input kept, one block's activations alive at a time
-        activations = rows * s * (shape.layers * shape.hidden * value_bytes + per_token_layer)
+        # + one recomputed block and its backward's gradients of those activations
+        activations = rows * s * (shape.layers * shape.hidden * value_bytes + 2 * per_token_layer)
     else:
-        activations = rows * s * shape.layers * per_token_layer
+        # + backward's working memory: the gradients of one block's activations at a time
+        activations = rows * s * (shape.layers + 1) * per_token_layer
     tokens = 2 * cfg.sampler.batch_size * s
     flops = (8 if cfg.encoder.gradient_checkpointing else 6) * shape.non_embedding * tokens  # + one recomputed forward
     step = flops / (cfg.run.num_workers * tflops * 1e12 * utilisation)
