@@ -121,7 +121,6 @@ CLASSES: tuple[tuple[str, str, int, str], ...] = (
     ('km', 'khmer', 1, ''),
     ('kn', 'kannada', 1, ''),
     ('ko', 'korean', 4, ''),
-    ('ko-Hang', 'korean', 4, 'Hangul is its usual script'),
     ('ks', 'kashmiri', 1, ''),
     ('ku', 'kurdish (kurmanji)', 1, 'list also has kurdish 0: highest taken'),
     ('kw', 'cornish', 1, ''),

@@ -42,13 +42,15 @@ def test_the_50plus_miniature_runs_and_reports_its_zero_shot_languages(tmp_path,
     name = yaml.safe_load((MINI / "languages_50plus.yaml").read_text())["study"]["name"]
     ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
     try:
-        assert main(["--config", str(MINI / "languages_50plus.yaml"), "--set", "storage=results"]) == 0
+        # the shipped file with its X-X arm left out (half the CI time; bench/miniatures.py runs it whole)
+        assert main(["--config", str(MINI / "languages_50plus.yaml"), "--set", "storage=results",
+                     "--set", "axes.strategy=[{name: hybrid, alpha: 0.5}]"]) == 0
     finally:
         ray.shutdown()
     folder = tmp_path / "results" / name
     manifests = [json.loads(p.read_text()) for p in sorted(folder.glob("trials/*/manifest.json"))]
-    assert len(manifests) == 4
-    assert sorted(len(m["training_languages"]) for m in manifests) == [8, 8, 48, 48]
+    assert len(manifests) == 2
+    assert sorted(len(m["training_languages"]) for m in manifests) == [8, 48]
     for m in manifests:
         assert not {"el", "vi"} & set(m["training_languages"])  # declared zero-shot: never trained on
         (split,) = m["evaluation_languages"].values()

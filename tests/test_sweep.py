@@ -88,7 +88,7 @@ def test_dry_run_prints_the_grid(capsys):
 
 def test_reference_studies_validate(capsys):
     for path in sorted(Path(DEFAULT_STUDY).parent.glob("*.yaml")):
-        if path.name == "train_quick.yaml":
+        if path.name == "train_quick.yaml" or path.name.startswith("translate_"):  # not studies
             continue
         assert main(["--config", str(path), "--dry-run"]) == 0, path
 
