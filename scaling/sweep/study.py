@@ -280,7 +280,7 @@ def _set(raw: dict, dotted: str, value: Any, what: str = "axes") -> None:
 
 def _benchmark(entry: Any) -> str:
     """A source string, or ``{source, languages}``: the benchmark cut to those languages
-    (written ``source[code,...]``, the form the data layer reads)."""
+    (written ``source?languages=code,...``, the form the data layer reads)."""
     if isinstance(entry, str):
         return entry
     if isinstance(entry, dict):
