@@ -118,6 +118,23 @@ def pick_codes(mapping: Mapping[str, str], wanted: Sequence[str] | None, dataset
     return [by_canon[w] for w in wanted]
 
 
+def read_per_language(codes: Sequence[str], rows_of: Callable[[str], tuple[list[dict], list[str]]],
+                      request: AdapterRequest, *, dataset: str, origin: str,
+                      where: Callable[[str], str] | None = None, empty: str = "no rows",
+                      hint: str | None = None) -> ParallelCorpus:
+    """The corpus of a dataset kept as one file or hub configuration per language: each requested
+    language's code read by ``rows_of(code)`` into (rows, record ids), joined in the dataset's order.
+    ``dataset`` and ``origin`` (the folder or hub name) name it in errors; no row at all is the error
+    ``empty``."""
+    mapping = map_language_codes(codes, dataset, where=where)
+    picked = pick_codes(mapping, request.languages, dataset if dataset == origin else f"{dataset} ({origin})")
+    parts = [rows_of(code) for code in picked]
+    rows = [r for rs, _ in parts for r in rs]
+    if not rows:
+        raise DataError(empty, file=origin, hint=hint)
+    return ParallelCorpus.from_rows(rows, origin=origin, record_ids=[i for _, ids in parts for i in ids])
+
+
 def load_adapter_corpus(name: str, split: str | None, *, data_dir: Path | None, options: Mapping[str, Any] | None,
                         where: str = "options") -> ParallelCorpus:
     """The corpus of ``name:split``: the ``path`` option, else ``<data dir>/<name>``, else the hub."""

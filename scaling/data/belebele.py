@@ -21,8 +21,7 @@ from scaling.data.adapters import (
     AdapterRequest,
     check_languages_option,
     hub_config_names,
-    map_language_codes,
-    pick_codes,
+    read_per_language,
     register_adapter,
 )
 from scaling.data.corpus import ParallelCorpus
@@ -33,6 +32,7 @@ from scaling.data.remote import fetch_hub_dataset
 HUB_NAME = "facebook/belebele"
 FIELDS = ("link", "question_number", "flores_passage", "question", "mc_answer1", "mc_answer2", "mc_answer3",
           "mc_answer4", "correct_answer_num")
+NO_ROWS, NO_ROWS_HINT = "no rows in this split", "check the split and the languages"
 LAYOUT = "<folder>/data/<FLORES code>.jsonl (e.g. data/eng_Latn.jsonl), the hub's files"
 
 
@@ -84,25 +84,17 @@ def rows_of(records, code: str, lang_file: str, request: AdapterRequest) -> tupl
     return rows, ids
 
 
-def _corpus(per_language: list[tuple[list[dict], list[str]]], origin: str) -> ParallelCorpus:
-    rows = [r for rs, _ in per_language for r in rs]
-    ids = [i for _, is_ in per_language for i in is_]
-    if not rows:
-        raise DataError("no rows in this split", file=origin, hint="check the split and the languages")
-    return ParallelCorpus.from_rows(rows, origin=origin, record_ids=ids)
-
-
 def read_local(folder: Path, request: AdapterRequest) -> ParallelCorpus:
     base = folder / "data" if (folder / "data").is_dir() else folder
     files = {p.stem: p for p in sorted(base.glob("*.jsonl"))}
     if not files:
         raise DataError("no <code>.jsonl files", file=base, hint=f"a local Belebele copy is laid out as {LAYOUT}")
-    mapping = map_language_codes(list(files), "belebele", where=lambda c: str(files[c]))
-    out = []
-    for code in pick_codes(mapping, request.languages, f"belebele ({base})"):
-        records = ((f"line {n}", obj) for n, obj in iter_jsonl(files[code]))
-        out.append(rows_of(records, code, str(files[code]), request))
-    return _corpus(out, str(base))
+
+    def language(code: str) -> tuple[list[dict], list[str]]:
+        return rows_of(((f"line {n}", obj) for n, obj in iter_jsonl(files[code])), code, str(files[code]), request)
+
+    return read_per_language(list(files), language, request, dataset="belebele", origin=str(base),
+                             where=lambda c: str(files[c]), empty=NO_ROWS, hint=NO_ROWS_HINT)
 
 
 def read_hub(request: AdapterRequest) -> ParallelCorpus:
@@ -114,13 +106,13 @@ def read_hub(request: AdapterRequest) -> ParallelCorpus:
         import datasets
 
         per_language = list(datasets.get_dataset_split_names(HUB_NAME, "default"))
-    mapping = map_language_codes(per_language, f"hf:{HUB_NAME}")
-    out = []
-    for code in pick_codes(mapping, request.languages, f"hf:{HUB_NAME}"):
+
+    def language(code: str) -> tuple[list[dict], list[str]]:
         ds = fetch_hub_dataset(HUB_NAME, code, "test") if code in configs else fetch_hub_dataset(HUB_NAME, "default", code)
-        records = ((f"row {i}", dict(obj)) for i, obj in enumerate(ds))
-        out.append(rows_of(records, code, f"hf:{HUB_NAME}/{code}", request))
-    return _corpus(out, f"hf:{HUB_NAME}")
+        return rows_of(((f"row {i}", dict(obj)) for i, obj in enumerate(ds)), code, f"hf:{HUB_NAME}/{code}", request)
+
+    return read_per_language(per_language, language, request, dataset=f"hf:{HUB_NAME}", origin=f"hf:{HUB_NAME}",
+                             empty=NO_ROWS, hint=NO_ROWS_HINT)
 
 
 ADAPTER = register_adapter(Adapter(

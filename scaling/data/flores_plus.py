@@ -22,8 +22,7 @@ from scaling.data.adapters import (
     AdapterRequest,
     check_languages_option,
     hub_config_names,
-    map_language_codes,
-    pick_codes,
+    read_per_language,
     register_adapter,
 )
 from scaling.data.corpus import ParallelCorpus
@@ -60,40 +59,33 @@ def rows_of(records, code: str, where: str, split: str) -> tuple[list[dict], lis
     return rows, ids
 
 
-def _corpus(parts, origin: str) -> ParallelCorpus:
-    rows = [r for rs, _ in parts for r in rs]
-    if not rows:
-        raise DataError("no rows", file=origin)
-    return ParallelCorpus.from_rows(rows, origin=origin, record_ids=[i for _, is_ in parts for i in is_])
-
-
 def read_local(folder: Path, request: AdapterRequest) -> ParallelCorpus:
     base = folder / request.split
     files = {p.stem: p for p in sorted(base.glob("*.parquet"))}
     if not files:
         raise DataError("no <code>.parquet files", file=base, hint=f"a local FLORES+ copy is laid out as {LAYOUT}")
-    mapping = map_language_codes(list(files), "flores-plus", where=lambda c: str(files[c]))
-    parts = []
-    for code in pick_codes(mapping, request.languages, f"flores-plus ({base})"):
+
+    def language(code: str) -> tuple[list[dict], list[str]]:
         try:
             table = pq.read_table(files[code])
         except (pa.ArrowInvalid, OSError) as exc:
             raise DataError(f"not a readable Parquet file: {exc}", file=files[code]) from None
         records = ((f"row {i}", obj) for i, obj in enumerate(table.to_pylist()))
-        parts.append(rows_of(records, code, str(files[code]), request.split))
-    return _corpus(parts, str(base))
+        return rows_of(records, code, str(files[code]), request.split)
+
+    return read_per_language(list(files), language, request, dataset="flores-plus", origin=str(base),
+                             where=lambda c: str(files[c]))
 
 
 def read_hub(request: AdapterRequest) -> ParallelCorpus:
     """One (gated) hub configuration per language, splits ``dev`` and ``devtest``."""
     configs = [c for c in hub_config_names(HUB_NAME) if c != "default"]
-    mapping = map_language_codes(configs, f"hf:{HUB_NAME}")
-    parts = []
-    for code in pick_codes(mapping, request.languages, f"hf:{HUB_NAME}"):
-        ds = fetch_hub_dataset(HUB_NAME, code, request.split)
-        records = ((f"row {i}", dict(obj)) for i, obj in enumerate(ds))
-        parts.append(rows_of(records, code, f"hf:{HUB_NAME}/{code}", request.split))
-    return _corpus(parts, f"hf:{HUB_NAME}")
+
+    def language(code: str) -> tuple[list[dict], list[str]]:
+        records = ((f"row {i}", dict(obj)) for i, obj in enumerate(fetch_hub_dataset(HUB_NAME, code, request.split)))
+        return rows_of(records, code, f"hf:{HUB_NAME}/{code}", request.split)
+
+    return read_per_language(configs, language, request, dataset=f"hf:{HUB_NAME}", origin=f"hf:{HUB_NAME}")
 
 
 ADAPTER = register_adapter(Adapter(

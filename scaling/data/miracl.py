@@ -20,8 +20,7 @@ from scaling.data.adapters import (
     AdapterRequest,
     check_languages_option,
     check_positive_int,
-    map_language_codes,
-    pick_codes,
+    read_per_language,
     register_adapter,
 )
 from scaling.data.corpus import ParallelCorpus
@@ -32,6 +31,7 @@ from scaling.data.remote import fetch_hub_dataset
 HUB_NAME = "miracl/miracl"
 LANGUAGES = tuple("ar bn de en es fa fi fr hi id ja ko ru sw te th yo zh".split())  # the hub's configurations
 FIELDS = ("query_id", "query", "positive_passages")
+NO_ROWS = "no query with a positive passage"
 LAYOUT = "<folder>/<lang>/<split>.jsonl (e.g. sw/train.jsonl), one record of the hub's fields per line"
 
 
@@ -67,34 +67,27 @@ def rows_of(records, code: str, where: str, request: AdapterRequest) -> tuple[li
     return rows, ids
 
 
-def _corpus(parts, origin: str) -> ParallelCorpus:
-    rows = [r for rs, _ in parts for r in rs]
-    if not rows:
-        raise DataError("no query with a positive passage", file=origin)
-    return ParallelCorpus.from_rows(rows, origin=origin, record_ids=[i for _, is_ in parts for i in is_])
-
-
 def read_local(folder: Path, request: AdapterRequest) -> ParallelCorpus:
     files = {p.parent.name: p for p in sorted(folder.glob(f"*/{request.split}.jsonl"))}
     if not files:
         raise DataError(f"no <lang>/{request.split}.jsonl files", file=folder,
                         hint=f"a local MIRACL copy is laid out as {LAYOUT}")
-    mapping = map_language_codes(list(files), "miracl", where=lambda c: str(files[c]))
-    parts = []
-    for code in pick_codes(mapping, request.languages, f"miracl ({folder})"):
+
+    def language(code: str) -> tuple[list[dict], list[str]]:
         records = ((f"line {n}", obj) for n, obj in iter_jsonl(files[code]))
-        parts.append(rows_of(records, code, str(files[code]), request))
-    return _corpus(parts, str(folder))
+        return rows_of(records, code, str(files[code]), request)
+
+    return read_per_language(list(files), language, request, dataset="miracl", origin=str(folder),
+                             where=lambda c: str(files[c]), empty=NO_ROWS)
 
 
 def read_hub(request: AdapterRequest) -> ParallelCorpus:
-    mapping = map_language_codes(LANGUAGES, f"hf:{HUB_NAME}")
-    parts = []
-    for code in pick_codes(mapping, request.languages, f"hf:{HUB_NAME}"):
-        ds = fetch_hub_dataset(HUB_NAME, code, request.split)
-        records = ((f"row {i}", dict(obj)) for i, obj in enumerate(ds))
-        parts.append(rows_of(records, code, f"hf:{HUB_NAME}/{code}", request))
-    return _corpus(parts, f"hf:{HUB_NAME}")
+    def language(code: str) -> tuple[list[dict], list[str]]:
+        records = ((f"row {i}", dict(obj)) for i, obj in enumerate(fetch_hub_dataset(HUB_NAME, code, request.split)))
+        return rows_of(records, code, f"hf:{HUB_NAME}/{code}", request)
+
+    return read_per_language(LANGUAGES, language, request, dataset=f"hf:{HUB_NAME}", origin=f"hf:{HUB_NAME}",
+                             empty=NO_ROWS)
 
 
 ADAPTER = register_adapter(Adapter(
