@@ -76,3 +76,22 @@ def write_json(path: Path, obj) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
     return path
+
+
+def crash_at(step_index: int):
+    """A step hook that fails once, at ``step_index``, in a run that was not resumed."""
+    def crash(step, rank, world, resumed):
+        if step == step_index and not resumed:
+            raise RuntimeError("crash")
+    return crash
+
+
+def crashed_run(plan, folder, step_index: int):
+    """A local run that crashed at ``step_index`` (its checkpoints are kept)."""
+    from scaling.training.context import LocalWorker
+    from scaling.training.worker import run_worker
+
+    worker = LocalWorker(folder)
+    with pytest.raises(RuntimeError, match="crash"):
+        run_worker(plan, worker, hooks=[crash_at(step_index)])
+    return worker

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import crash_at, crashed_run
 from scaling.models.encoder import DualEncoder, EncoderConfig, pad_batch
 from scaling.models.tiny import tiny_decoder, tiny_encoder
 from scaling.training.config import OptimConfig, RunConfig, TrainConfig
@@ -413,16 +414,10 @@ def test_a_bf16_lora_decoder_trains_and_resumes_through_the_worker_loop(tmp_path
            "run": {"storage_path": str(tmp_path / "runs"), "num_workers": 1, "report_every": 1, "checkpoint_every": 1,
                    "heldout_steps": 1}}
     plan = plan_run(TrainConfig.from_dict(raw))
-    straight, broken = LocalWorker(tmp_path / "a"), LocalWorker(tmp_path / "b")
+    straight = LocalWorker(tmp_path / "a")
     run_worker(plan, straight)
-
-    def crash(step, rank, world, resumed):
-        if step == 2 and not resumed:
-            raise RuntimeError("crash")
-
-    with pytest.raises(RuntimeError):
-        run_worker(plan, broken, hooks=[crash])
-    run_worker(plan, broken, hooks=[crash])
+    broken = crashed_run(plan, tmp_path / "b", 2)
+    run_worker(plan, broken, hooks=[crash_at(2)])
     a, b = (TrainOutcome.read(w.saved[-1]) for w in (straight, broken))
     assert b.metrics["resumed_from"] == 2
     assert [h["loss"] for h in a.history] == pytest.approx([h["loss"] for h in b.history], rel=1e-6)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import crash_at, crashed_run
 from scaling.models.encoder import DualEncoder, EncoderConfig
 from scaling.models.tiny import tiny_encoder
 
@@ -90,18 +91,12 @@ def test_lora_trains_and_resumes_through_the_worker_loop(tmp_path):
     with pytest.raises(ValueError, match="match no linear layer"):
         plan_run(bad)  # on the driver, before any worker
     plan = plan_run(TrainConfig.from_dict(raw))
-    straight, broken = LocalWorker(tmp_path / "a"), LocalWorker(tmp_path / "b")
+    straight = LocalWorker(tmp_path / "a")
     run_worker(plan, straight)
-
-    def crash(step, rank, world, resumed):
-        if step == 2 and not resumed:
-            raise RuntimeError("crash")
-
-    with pytest.raises(RuntimeError):
-        run_worker(plan, broken, hooks=[crash])
+    broken = crashed_run(plan, tmp_path / "b", 2)
     state = torch.load(broken.saved[-1] / "state.pt", weights_only=False)
     assert state["model"] and all("lora_" in k for k in state["model"])  # the adapter only
-    run_worker(plan, broken, hooks=[crash])
+    run_worker(plan, broken, hooks=[crash_at(2)])
     a, b = (TrainOutcome.read(w.saved[-1]) for w in (straight, broken))
     assert b.metrics["resumed_from"] == 2 and a.parameters["adapter"] == a.parameters["trainable"]
     assert [h["loss"] for h in a.history] == pytest.approx([h["loss"] for h in b.history], rel=1e-6)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import TINY_STUDY
+from conftest import TINY_STUDY, crash_at, crashed_run
 from scaling.data.suites import BenchmarkSuite
 from scaling.plan import TrialPlan
 from scaling.store import ResultStore
@@ -90,25 +90,6 @@ def test_worker_and_evaluation_read_only_the_plan(planned, tmp_path, monkeypatch
     settings = {(r.setting, r.metric) for r in result.records if r.query_lang == "*"}
     assert ("multi", "map") in settings and ("cross", "recall@3") in settings
     assert not {s for s, _ in settings} - {"multi", "cross"} and ("multi", "recall@10") not in settings
-
-
-def crash_at(step_index: int):
-    """A step hook that fails once, at ``step_index``, in a run that was not resumed."""
-    def crash(step, rank, world, resumed):
-        if step == step_index and not resumed:
-            raise RuntimeError("crash")
-    return crash
-
-
-def crashed_run(plan, folder, step_index: int):
-    """A local run that crashed at ``step_index`` (its checkpoints are kept)."""
-    from scaling.training.context import LocalWorker
-    from scaling.training.worker import run_worker
-
-    worker = LocalWorker(folder)
-    with pytest.raises(RuntimeError, match="crash"):
-        run_worker(plan, worker, hooks=[crash_at(step_index)])
-    return worker
 
 
 def one_worker_plan(plans, **run) -> TrialPlan:
