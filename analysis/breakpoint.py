@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analysis.fits import FitError
+from analysis.fits import FitError, finite_points
 from analysis.uncertainty import percentile_interval
 
 SCALES = ("log", "linear")
@@ -126,11 +126,7 @@ def fit_breakpoint(num_languages, values, *, scale: str = "log", n_bootstrap: in
     """Fit the two-segment continuous line to points (k, value), one per trial (every seed)."""
     if scale not in SCALES:
         raise FitError(f"fit_breakpoint: scale must be one of {list(SCALES)}, not {scale!r}")
-    k, y = np.asarray(num_languages, dtype=float), np.asarray(values, dtype=float)
-    if k.shape != y.shape or k.ndim != 1:
-        raise FitError("fit_breakpoint: num_languages and values must be 1-d and of equal length")
-    keep = np.isfinite(k) & np.isfinite(y)
-    k, y = k[keep], y[keep]
+    k, y = finite_points(num_languages, values, "fit_breakpoint: num_languages and values")
     counts = np.unique(k)
     if len(counts) < 4 or (k <= 0).any() or (k != np.round(k)).any():
         raise FitError(f"a breakpoint fit needs at least 4 distinct positive integer language counts (2 per "

@@ -26,6 +26,16 @@ from scipy import optimize, stats
 from analysis.uncertainty import percentile_interval
 
 
+def finite_points(x, y, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """The points (x, y) as float arrays, those with a missing value left out (a failed trial's
+    NaN); unequal or non-1-d inputs are a ``FitError`` naming ``what``."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise FitError(f"{what} must be 1-d and of equal length")
+    keep = np.isfinite(x) & np.isfinite(y)
+    return x[keep], y[keep]
+
+
 class FitError(ValueError):
     """Too few points, or values a fit cannot take; the message says what to add."""
 
@@ -107,11 +117,7 @@ def fit_power_law(n, error, *, saturating: bool = True, huber_delta: float = 0.0
     ``n``: non-embedding parameters per observation (repeat a size once per seed); ``error``:
     something that falls with size and stays positive (1 - mAP, rank distance, held-out loss).
     """
-    n, y = np.asarray(n, dtype=float), np.asarray(error, dtype=float)
-    if n.shape != y.shape or n.ndim != 1:
-        raise FitError("fit_power_law: n and error must be 1-d and of equal length")
-    keep = np.isfinite(n) & np.isfinite(y)
-    n, y = n[keep], y[keep]
+    n, y = finite_points(n, error, "fit_power_law: n and error")
     sizes = np.unique(n)
     needed = 4 if saturating else 3
     if len(sizes) < needed:

@@ -45,7 +45,7 @@ from scaling.plan import TrialResources
 from scaling.records import trial_id
 from scaling.samplers import STRATEGIES, SamplerConfigError, get_strategy
 from scaling.sweep.identity import settings_identity
-from scaling.training.config import SAMPLER_SHARED, TrainConfig, parse_override
+from scaling.training.config import SAMPLER_SHARED, TrainConfig, parse_override, set_dotted
 
 SECTIONS = ("study", "axes", "train", "benchmarks", "eval", "zero_shot", "resources", "storage", "keep_models")
 AXES = ("model", "languages", "strategy", "seed", "params")
@@ -268,14 +268,7 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
 
 
 def _set(raw: dict, dotted: str, value: Any, what: str = "axes") -> None:
-    """Set a dotted key in a nested mapping, creating sections on the way."""
-    *path, last = dotted.split(".")
-    node = raw
-    for part in path:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise StudyConfigError(f"{what}: {part!r} of {dotted!r} is not a section")
-    node[last] = value
+    set_dotted(raw, dotted, value, what, StudyConfigError)
 
 
 def _benchmark(entry: Any) -> str:

@@ -159,6 +159,18 @@ def parse_override(item: str) -> tuple[str, Any]:
     return key, yaml.safe_load(value)
 
 
+def set_dotted(raw: dict, dotted: str, value: Any, what: str, error: type[Exception] = ValueError) -> None:
+    """Set ``a.b.c`` in a nested mapping, creating sections on the way; a part that is a value, not
+    a section, is ``error`` naming ``what``."""
+    *path, last = dotted.split(".")
+    node = raw
+    for part in path:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise error(f"{what}: {part!r} of {dotted!r} is not a section")
+    node[last] = value
+
+
 def _section_dict(section: Any) -> dict[str, Any]:
     return section.to_dict() if hasattr(section, "to_dict") else asdict(section)
 

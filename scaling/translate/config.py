@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from scaling.languages import canonical, canonical_many
-from scaling.training.config import _build, parse_override
+from scaling.training.config import _build, parse_override, set_dotted
 from scaling.translate.filters import FilterSettings
 from scaling.translate.model import ModelSettings
 
@@ -85,11 +85,5 @@ def load_config(path: str | Path | None, overrides: list[str] = (), **values: An
             raw[key] = value
     for item in overrides:
         key, value = parse_override(item)
-        *parents, last = key.split(".")
-        node = raw
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ValueError(f"override {item!r}: {part} is not a section")
-        node[last] = value
+        set_dotted(raw, key, value, f"override {item!r}")
     return TranslateConfig.from_dict(raw)
