@@ -39,6 +39,18 @@ def test_nested_language_counts_params_and_overrides():
     assert {t.trial_id for t in again.trials} == {t.trial_id for t in study.trials}
 
 
+def test_where_and_how_a_trial_runs_leaves_its_id_and_what_it_computes_changes_it():
+    def ids(*overrides):
+        return [t.trial_id for t in build_study(json.loads(json.dumps(TINY)), list(overrides)).trials]
+
+    base = ids()
+    for how in ("train.run.sharding=fsdp", "eval.backend=faiss", "eval.encoder=ray-data", "eval.memory_mb=64",
+                "eval.device=cpu", "train.run.cpus_per_worker=2", "train.run.torch_threads=1"):
+        assert ids(how) == base, how  # so --resume continues the same trials on other hardware
+    for what in ("eval.max_length=64", "eval.ks=[1,5]", "train.optim.lr=0.01", "train.encoder.max_length=16"):
+        assert ids(what) != base, what
+
+
 @pytest.mark.parametrize("override,message", [
     ("axes.strategy=[mixed]", "axes.strategy 'mixed' is unknown"),
     ("axes.strategy=[{name: hybrid, alpha: 2}]", "alpha must be in"),

@@ -8,9 +8,12 @@ import hashlib
 import json
 from typing import Any, Mapping
 
-# Where and on what a run is placed, not what it computes: excluded from a trial's identity.
+# Where, on what and how a run is placed, not what it computes (a sharded run equals the
+# replicated one; faiss and torch rank alike; an actor pool encodes as one process): excluded
+# from a trial's identity, so changing one of them resumes the same trials.
 LOCATION_SETTINGS = ("run.name", "run.storage_path", "data.data_dir", "run.cpus_per_worker", "run.gpus_per_worker",
-                     "run.torch_threads", "run.max_failures")
+                     "run.torch_threads", "run.max_failures", "run.sharding")
+EVAL_LOCATION_SETTINGS = ("memory_mb", "query_chunk", "device", "backend", "encoder")
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -28,6 +31,11 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def settings_identity(config: Mapping[str, Any]) -> dict[str, Any]:
     """A trial's resolved training settings, flattened, without where they run."""
     return {k: v for k, v in flatten(config).items() if k not in LOCATION_SETTINGS}
+
+
+def eval_identity(eval_settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The evaluation options that change its numbers (metrics, cut-offs, lengths), not where it runs."""
+    return {k: v for k, v in eval_settings.items() if k not in EVAL_LOCATION_SETTINGS}
 
 
 def fingerprint(identity: Mapping[str, Any]) -> str:

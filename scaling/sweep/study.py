@@ -44,7 +44,7 @@ from scaling.names import closest
 from scaling.plan import TrialResources
 from scaling.records import trial_id
 from scaling.samplers import STRATEGIES, SamplerConfigError, get_strategy
-from scaling.sweep.identity import settings_identity
+from scaling.sweep.identity import eval_identity, settings_identity
 from scaling.training.config import SAMPLER_SHARED, TrainConfig, parse_override, set_dotted
 
 SECTIONS = ("study", "axes", "train", "benchmarks", "eval", "zero_shot", "resources", "storage", "keep_models")
@@ -372,10 +372,7 @@ def build_study(raw: dict, overrides: list[str], origin: str = "study") -> Study
     if not isinstance(params, dict) or any(not isinstance(v, list) or not v for v in params.values()):
         raise StudyConfigError("axes.params must map dotted training settings to non-empty lists of values")
 
-    eval_identity = asdict(eval_config)
-    if eval_identity["backend"] == "exact":  # the default, added later: trial ids of earlier studies stay
-        del eval_identity["backend"]
-    study_settings = {"benchmarks": list(benchmarks), "eval": eval_identity,
+    study_settings = {"benchmarks": list(benchmarks), "eval": eval_identity(asdict(eval_config)),
                       "zero_shot": {"items": zero_shot, "languages": list(zero_shot_languages)} if zero_shot_languages
                       else zero_shot}
     base_model = (train.get("encoder") or {}).get("model", EncoderConfig.model)
