@@ -62,6 +62,29 @@ def test_xx_language_shares_follow_weighted_sizes_with_temperature():
     assert within(plain_counts["sw"] / 2 / n, sqrt["sw"] / sum(sqrt.values()), n)
 
 
+def test_xy_languages_follow_xy_sizes_with_temperature_in_xy_and_hybrid():
+    # 300 groups in en+de, 100 in en+sw: X-Y sizes en 400, de 300, sw 100
+    corpus = ParallelCorpus.from_rows(qa_rows("a", ["en", "de"], 300, "ed") + qa_rows("a", ["en", "sw"], 100, "es"),
+                                      origin="xy")
+    w = {lang: np.sqrt(n) for lang, n in {"en": 400, "de": 300, "sw": 100}.items()}  # T = 2
+    # a drawn group is en+de with probability 3/4; its query language is en with w_en / (w_en + w_de)
+    expected_en = 0.75 * w["en"] / (w["en"] + w["de"]) + 0.25 * w["en"] / (w["en"] + w["sw"])
+    expected_sw = 0.25 * w["sw"] / (w["en"] + w["sw"])
+    n = 3000
+    for strategy, extra in (("xy", {}), ("hybrid", {"alpha": 0.3})):
+        sampler = make_sampler(SamplerConfig.of(strategy, batch_size=2, seed=7, language_sampling="size",
+                                                temperature=2.0, **extra), corpus)
+        assert sampler.index.xy_size("en") == 400 and sampler.index.xy_size("sw") == 100
+        queries = count_batches(draw(sampler, n), sampler.index)["query_languages"]["xy"]
+        pairs = sum(queries.values())
+        assert within(queries["en"] / pairs, expected_en, pairs), (strategy, queries["en"] / pairs, expected_en)
+        assert within(queries["sw"] / pairs, expected_sw, pairs), (strategy, queries["sw"] / pairs, expected_sw)
+    # uniform (the default): each of a group's two languages is the query half the time
+    uniform = make_sampler(SamplerConfig.of("xy", batch_size=2, seed=7), corpus)
+    queries = count_batches(draw(uniform, n), uniform.index)["query_languages"]["xy"]
+    assert within(queries["en"] / (2 * n), 0.5, 2 * n) and not within(expected_en, 0.5, 2 * n)
+
+
 def test_hybrid_mix_of_qa_and_bitext_follows_alpha_and_xy_weights():
     rows = qa_rows("qa", ["en", "de"], 200, "qa") + bitext_rows("bt", ["en", "sw"], 200, "bt")
     corpus = ParallelCorpus.from_rows(rows, origin="mix")

@@ -1,5 +1,7 @@
 """X-Y batches: every pair has its query in one language and its passage in another, both
-available in that group."""
+available in that group. The two languages are drawn uniformly among the group's, or (with
+``language_sampling: size``) in proportion to each language's X-Y size ** (1 / temperature),
+the query's first, the passage's from the rest."""
 
 from __future__ import annotations
 
@@ -8,7 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from scaling.samplers.base import Batch, BatchSampler, SamplerConfigError
-from scaling.samplers.registry import NoParams, register_strategy
+from scaling.samplers.monolingual import LanguageSampling, language_probabilities
+from scaling.samplers.registry import register_strategy
 
 
 @dataclass
@@ -20,6 +23,12 @@ class CrossLingualSampler(BatchSampler):
             raise SamplerConfigError(f"X-Y batches need groups in at least two training languages; the corpus has "
                                      f"{len(self.index.multi_groups)}, fewer than batch_size {self.batch_size}")
 
+    def setup(self) -> None:
+        self._lang_weight: dict[str, float] | None = None
+        if self.params.language_sampling == "size":
+            sizes = {lang: self.index.xy_size(lang) for lang in self.index.languages}
+            self._lang_weight = dict(zip(sizes, language_probabilities(sizes, "size", self.params.temperature)))
+
     def eligible_rows(self) -> int:
         return int(sum(len(self.index.group_langs[g]) for g in self.index.multi_groups))
 
@@ -28,7 +37,11 @@ class CrossLingualSampler(BatchSampler):
         q_rows, p_rows, langs = [], [], set()
         for g in groups:
             available = self.index.group_langs[int(g)]
-            x, y = rng.choice(len(available), size=2, replace=False)
+            if self._lang_weight is None:
+                x, y = rng.choice(len(available), size=2, replace=False)
+            else:
+                w = np.array([self._lang_weight[lang] for lang in available])
+                x, y = rng.choice(len(available), size=2, replace=False, p=w / w.sum())
             q_rows.append(self.index.rows[(int(g), available[x])])
             p_rows.append(self.index.rows[(int(g), available[y])])
             langs.update((available[x], available[y]))
@@ -36,4 +49,4 @@ class CrossLingualSampler(BatchSampler):
                      tuple(sorted(langs)))
 
 
-register_strategy("xy", NoParams, CrossLingualSampler)
+register_strategy("xy", LanguageSampling, CrossLingualSampler)

@@ -1,4 +1,5 @@
-"""Hybrid batches (the method under study): each batch is X-X with probability alpha, else X-Y."""
+"""Hybrid batches (the method under study): each batch is X-X with probability alpha, else X-Y;
+``language_sampling`` and ``temperature`` apply to both kinds."""
 
 from __future__ import annotations
 
@@ -26,18 +27,13 @@ class HybridParams(LanguageSampling):
 class HybridSampler(BatchSampler):
     kind = "hybrid"
 
-    def _parts(self) -> tuple[MonolingualSampler | None, CrossLingualSampler | None]:
-        common = dict(index=self.index, batch_size=self.batch_size, seed=self.seed, steps_per_epoch=1)
-        p = self.params
-        xx = MonolingualSampler(**common, params=LanguageSampling(p.language_sampling, p.temperature)) if p.alpha > 0 else None
-        xy = CrossLingualSampler(**common) if p.alpha < 1 else None
-        return xx, xy
-
     def validate(self) -> None:
-        self._parts()  # each part refuses what it cannot draw
-
-    def setup(self) -> None:
-        self._xx, self._xy = self._parts()
+        """Builds the two parts (one language sampling for both); each refuses what it cannot draw."""
+        p = self.params
+        common = dict(index=self.index, batch_size=self.batch_size, seed=self.seed, steps_per_epoch=1,
+                      params=LanguageSampling(p.language_sampling, p.temperature))
+        self._xx = MonolingualSampler(**common) if p.alpha > 0 else None
+        self._xy = CrossLingualSampler(**common) if p.alpha < 1 else None
 
     def eligible_rows(self) -> int:
         return max(s.eligible_rows() for s in (self._xx, self._xy) if s is not None)
