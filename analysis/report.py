@@ -24,7 +24,7 @@ from analysis.fits import FitError, PowerLawFit, slope_beyond
 from analysis.joshi2020 import JOSHI_2020
 from analysis.language_axis import breakpoint_fits, language_curves, macro_metrics
 from analysis.per_language import language_matrix, per_language_scores, seen_unseen_scores
-from analysis.resource import cell_columns, resource_group_scores
+from analysis.resource import cell_columns, resource_group_scores, size_levels
 from analysis.results import StudyResults, load
 from scaling.files import write_atomic
 from scaling.records import HELDOUT_KINDS, heldout_column
@@ -38,6 +38,8 @@ class ReportOptions:
     beyond: int | None = None  # language-count slope from this k (default: the smallest count)
     n_bootstrap: int = 1000
     seed: int = 0
+    resource_levels: str = "joshi2020"  # or "data-size": by the study's training rows per language
+    size_edges: tuple[int, ...] = (1_000, 10_000)  # with data-size: where one level ends and the next begins
 
 
 @dataclass
@@ -306,7 +308,17 @@ def _resource_section(r: Report, results: StudyResults, bench: str, slug: str, o
     r.add("### Low-resource view", "")
     chosen = results.select(benchmark=bench, size=largest["size"])
     try:
-        scores = resource_group_scores(chosen, JOSHI_2020, seed=options.seed)
+        if options.resource_levels == "data-size":
+            evaluated = sorted(set(chosen["query_lang"]) - {"*"})
+            table = size_levels(results.study, evaluated, options.size_edges)
+            what = (f"training rows per language in this study's data (`study.json`; levels cut at "
+                    f"{', '.join(f'{e:,}' for e in options.size_edges)}; an evaluation language without training "
+                    "data has 0 rows)")
+        else:
+            table = JOSHI_2020
+            what = (f"{JOSHI_2020.source}; classes 0-5, lowest first; `analysis/joshi2020.py` says how codes were "
+                    "matched")
+        scores = resource_group_scores(chosen, table, seed=options.seed)
     except ValueError as exc:
         r.add(f"No low-resource view: {exc}.", "")
         return
@@ -315,14 +327,13 @@ def _resource_section(r: Report, results: StudyResults, bench: str, slug: str, o
         top = scores[scores["num_languages"] == scores["num_languages"].max()]
         where += f", {int(top['num_languages'].iloc[0])} training languages"
         where += " (the largest k)" if "num_languages" in results.varying() else ""
-    r.add(f"Multilingual mAP per resource class of the evaluation languages ({JOSHI_2020.source}; classes 0-5, "
-          "lowest first; `analysis/joshi2020.py` says how codes were matched), per trial, then over seeds; "
-          f"{where}. Languages the list does not classify are in 'unclassified'.", "",
+    r.add(f"Multilingual mAP per resource level of the evaluation languages ({what}), per trial, then over seeds; "
+          f"{where}. Languages the levels do not classify are in 'unclassified'.", "",
           *markdown_table(_group_table(top)))
-    r.figure(figures.plot_group_bars(top, title=f"{bench}: multilingual mAP by resource class, {where}", ylabel="mAP",
-                                     order=list(JOSHI_2020.group_order())),
-             out, f"{slug}-resource-groups", f"{bench}: multilingual mAP per resource class of the evaluation "
-             f"languages (Joshi et al. 2020), one bar per recipe, 95% interval over seeds ({where})")
+    r.figure(figures.plot_group_bars(top, title=f"{bench}: multilingual mAP by resource level, {where}", ylabel="mAP",
+                                     order=list(table.group_order())),
+             out, f"{slug}-resource-groups", f"{bench}: multilingual mAP per resource level of the evaluation "
+             f"languages ({table.name}), one bar per recipe, 95% interval over seeds ({where})")
 
 
 def _training_sections(r: Report, results: StudyResults, out: Path, options: ReportOptions) -> None:
@@ -364,7 +375,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--beyond", type=int, help="slope of mAP per added language from this count on (default: smallest)")
     p.add_argument("--n-bootstrap", type=int, default=1000, help="bootstrap refits per power-law fit")
     p.add_argument("--seed", type=int, default=0, help="seed of every bootstrap")
+    p.add_argument("--resource-levels", choices=("joshi2020", "data-size"), default="joshi2020",
+                   help="low-resource view by Joshi et al. 2020's classes, or by the study's training rows per language")
+    p.add_argument("--size-edges", default="1000,10000",
+                   help="with --resource-levels data-size: ascending row counts where levels change (default 1000,10000)")
     args = p.parse_args(argv)
+    try:
+        edges = tuple(int(e) for e in args.size_edges.split(","))
+    except ValueError:
+        p.error(f"--size-edges {args.size_edges!r}: write ascending whole numbers separated by commas, e.g. 1000,10000")
     try:
         results = load(args.results)
     except (FileNotFoundError, ValueError) as exc:
@@ -375,7 +394,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --benchmark {args.benchmark!r} is not in this study; its benchmarks are {known}", file=sys.stderr)
         return 2
     out = Path(args.out)
-    report = build_report(results, out, ReportOptions(args.benchmark, args.beyond, args.n_bootstrap, args.seed))
+    options = ReportOptions(args.benchmark, args.beyond, args.n_bootstrap, args.seed, args.resource_levels, edges)
+    report = build_report(results, out, options)
     print(f"wrote {out / 'report.md'} with {len(report.figures)} figures ({len(results.trials)} trials)")
     return 0
 

@@ -2,9 +2,10 @@
 recipe with seed intervals.
 
 Levels come from a published list (``analysis.joshi2020``, the default) or from the training data
-size per language (``ResourceTable.from_sizes``). A language the table does not classify is in
-the group "unclassified", never dropped: a macro over only the classified languages would quietly
-change what the number means.
+size per language (``size_levels``: the rows per language that ``study.json`` records, cut at
+edges; ``python -m analysis.report --resource-levels data-size --size-edges 1000,10000``).
+A language the table does not classify is in the group "unclassified", never dropped: a macro
+over only the classified languages would quietly change what the number means.
 """
 
 from __future__ import annotations
@@ -67,6 +68,32 @@ class ResourceTable:
                 raise ValueError(f"resource levels by size: language {code!r} has a negative size {size}")
             levels[canonical_or_raw(code)] = labels[int(np.searchsorted(edges, size, side="right"))]
         return cls(name=f"{unit} per language", source="training data sizes", levels=levels, order=tuple(labels))
+
+
+def training_sizes(study: Mapping) -> dict[str, int]:
+    """Training rows per language, from ``study.json``'s training data (each source's rows per
+    language, summed over sources; the largest where trials train on different data)."""
+    sizes: dict[str, int] = {}
+    entries = study.get("training_data") or []
+    for entry in entries:
+        per_entry: dict[str, int] = {}
+        for per_lang in (entry.get("composition") or {}).values():
+            for lang, n in per_lang.items():
+                per_entry[lang] = per_entry.get(lang, 0) + int(n)
+        for lang, n in per_entry.items():
+            sizes[lang] = max(sizes.get(lang, 0), n)
+    if not sizes:
+        raise ValueError("study.json records no training data sizes (training_data.composition); it was written "
+                         "before they were recorded, or by hand: use --resource-levels joshi2020")
+    return sizes
+
+
+def size_levels(study: Mapping, evaluated: Sequence[str], edges: Sequence[int] = (1_000, 10_000)) -> ResourceTable:
+    """Levels by the study's training rows per language; an evaluated language without training
+    data has 0 rows (the lowest level), not "unclassified": its size is known."""
+    sizes = {canonical_or_raw(c): n for c, n in training_sizes(study).items()}
+    return ResourceTable.from_sizes({**{canonical_or_raw(c): 0 for c in evaluated}, **sizes}, edges,
+                                    unit="training rows")
 
 
 def cell_columns(frame: pd.DataFrame) -> list[str]:

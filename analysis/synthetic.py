@@ -49,6 +49,7 @@ class SyntheticStudy:
     zero_shot_languages: int = 2  # evaluated, never trained on
     steps: int = 100
     seed: int = 0
+    training_rows: dict[str, int] = field(default_factory=dict)  # rows per language recorded as the training data
 
 
 def write_synthetic_study(location: str, spec: SyntheticStudy = SyntheticStudy()) -> ResultStore:
@@ -79,8 +80,12 @@ def write_synthetic_study(location: str, spec: SyntheticStudy = SyntheticStudy()
         error = spec.E + spec.A * params ** -spec.alpha
         multi = 1 - error + spec.advantage.get(recipe, 0.0) + language_effect(spec, k) + rng.normal(0, spec.noise)
         _write_trial(store, trial_id, axes, params, multi, languages, evaluated, spec, rng, types)
-    store.write_json("study.json", {"config": {"study": {"name": spec.name, "description": "synthetic study"},
-                                               "synthetic": asdict(spec)}, "trials": trials})
+    study = {"config": {"study": {"name": spec.name, "description": "synthetic study"}, "synthetic": asdict(spec)},
+             "trials": trials}
+    if spec.training_rows:
+        study["training_data"] = [{"sources": ["synthetic"], "languages": list(spec.training_rows),
+                                   "composition": {"synthetic": dict(spec.training_rows)}}]
+    store.write_json("study.json", study)
     return store
 
 

@@ -16,7 +16,7 @@ from analysis.joshi2020 import CLASSES, JOSHI_2020, NOT_CLASSIFIED
 from analysis.language_axis import breakpoint_fits, language_curves
 from analysis.per_language import per_language_seen, seen_unseen_scores
 from analysis.report import main as report_main
-from analysis.resource import UNCLASSIFIED, ResourceTable, resource_group_scores
+from analysis.resource import UNCLASSIFIED, ResourceTable, resource_group_scores, size_levels
 from analysis.results import load
 from analysis.synthetic import SyntheticStudy, write_synthetic_study
 from scaling.languages import canonical
@@ -238,6 +238,35 @@ def test_resource_levels_from_data_sizes():
         ResourceTable.from_sizes({"de": 1}, edges=(10, 10))
     with pytest.raises(ValueError, match="negative size"):
         ResourceTable.from_sizes({"de": -1})
+
+
+def test_resource_levels_from_the_studys_training_rows_against_a_hand_computation(tmp_path):
+    # rows per language as study.json records them: the first 4 languages rich, the next 4 mid, the rest
+    # (including the zero-shot ones, absent from the training data) low
+    rows = {lang: (50_000 if i < 4 else 5_000 if i < 8 else 200) for i, lang in enumerate(ORDER[:12])}
+    spec = SyntheticStudy(name="sized", sizes=(("s", 8_000_000),), recipes=("hybrid",), language_counts=(12,),
+                          languages=ORDER[:16], seeds=(0, 1, 2), zero_shot_languages=4, training_rows=rows)
+    results = load(write_synthetic_study(str(tmp_path), spec).location)
+    frame = results.select(recipe="hybrid a=0.5")
+    table = size_levels(results.study, sorted(set(frame["query_lang"]) - {"*"}), edges=(1_000, 10_000))
+    scores = resource_group_scores(frame, table).set_index("group")
+    assert list(scores.index) == ["< 1,000 training rows", "1,000-10,000 training rows", ">= 10,000 training rows"]
+    per_row = frame[(frame["setting"] == "multi") & (frame["metric"] == "map") & (frame["query_lang"] != "*")]
+    groups = {">= 10,000 training rows": set(ORDER[:4]), "1,000-10,000 training rows": set(ORDER[4:8]),
+              "< 1,000 training rows": set(ORDER[8:16])}  # 4 with 200 rows, 4 zero-shot with none
+    for group, langs in groups.items():
+        assert set(scores.loc[group, "group_languages"].split(", ")) == {canonical(c) for c in langs}
+        per_seed = per_row[per_row["query_lang"].isin(langs)].groupby("seed")["value"].mean()
+        assert scores.loc[group, "mean"] == pytest.approx(per_seed.mean()) and scores.loc[group, "n"] == 3
+    out = tmp_path / "report"
+    assert report_main([results.location, "--out", str(out), "--resource-levels", "data-size",
+                        "--size-edges", "1000,10000", "--n-bootstrap", "20"]) == 0
+    text = (out / "report.md").read_text()
+    assert "training rows per language in this study's data" in text and "| >= 10,000 training rows |" in text
+    with pytest.raises(ValueError, match="records no training data sizes"):
+        size_levels({"trials": []}, ["en"])
+    with pytest.raises(SystemExit):
+        report_main([results.location, "--out", str(out), "--resource-levels", "data-size", "--size-edges", "1e3,x"])
 
 
 def test_report_on_a_language_study(kink, tmp_path):
