@@ -197,9 +197,11 @@ def test_killed_job_resumes_from_its_shards(tmp_path, ray_local, tiny_model):
     assert ids.tolist() == table.column("id").to_pylist()
 
 
-def test_stage_prefill_gives_the_local_metrics(tmp_path, ray_local):
+def test_stage_prefill_gives_the_local_metrics(tmp_path, ray_local, monkeypatch):
     """eval.encoder: ray-data fills the cache entries evaluate_suite reads (e5-small, with an
-    eval.max_length override); its metrics equal the local path's within fp16 rounding."""
+    eval.max_length override); its metrics equal the local path's within fp16 rounding. The entry
+    names the candidates' shards instead of copying them, and a pool beyond eval.memory_mb is
+    ranked from those shards directly, with the in-memory ranking's metrics."""
     from scaling.data import load_benchmark
     from scaling.eval.embeddings import model_fingerprint
     from scaling.eval.evaluate import EvalConfig, evaluate_suite
@@ -223,6 +225,25 @@ def test_stage_prefill_gives_the_local_metrics(tmp_path, ray_local):
     worst = max(want, key=lambda k: abs(got[k] - want[k]))
     print("largest difference", worst, got[worst], want[worst])
     assert abs(got[worst] - want[worst]) <= 0.01 * max(1.0, abs(want[worst]))
+    import json as _json
+
+    from scaling.eval import evaluate as evaluate_module
+    from scaling.eval.embeddings import cache_key
+    from scaling.eval.shards import ShardWriter
+
+    entry = tmp_path / "pool" / cache_key(encoder, suite.single(), key)
+    assert not (entry / "candidates.npy").exists()  # one copy of the candidates: the shards
+    assert (entry.parent / _json.loads((entry / "meta.json").read_text())["candidates_pool"]) == parts[1].pool.folder
+
+    def no_copy(*args, **kwargs):
+        raise AssertionError("the pool was copied into temporary shards")
+
+    monkeypatch.setattr(ShardWriter, "__init__", no_copy)
+    monkeypatch.setattr(evaluate_module, "fits_in_memory", lambda *args: False)  # as if beyond eval.memory_mb
+    streamed = evaluate_suite(encoder, suite, config, model_key=key)
+    assert any("ranked from shards" in n for n in streamed.notes)
+    assert {(r.benchmark, r.setting, r.query_lang, r.candidate_lang, r.metric): r.value
+            for r in streamed.records} == pytest.approx(got, abs=1e-9)
 
 
 def test_eval_encoder_setting_is_checked():

@@ -3,7 +3,9 @@
 The cache key is the model family's fingerprint of the weights, the benchmark's texts and ids, and the encoding
 settings (prefixes, pooling, maximum length, normalisation), so a retrained checkpoint or a
 changed prefix never reuses stale vectors, and every setting and metric reuses one encoding.
-Entries are written to a temporary folder and renamed into place: never half-written.
+Entries are written to a temporary folder and renamed into place: never half-written. An entry
+filled by sharded encoding (``eval.encoder: ray-data``) holds the queries and names the pool of
+candidate shards, which ranking streams from when it exceeds ``eval.memory_mb``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ import numpy as np
 
 from scaling.data.benchmark import RetrievalBenchmark
 from scaling.data.remote import cache_root
+from scaling.eval.shards import POOL_FILE, ShardedPool
 from scaling.models.encoder import DualEncoder, EncoderConfig
+
+POOL_KEY = "candidates_pool"  # meta.json: the entry's candidates are this pool folder (relative to the cache)
 
 
 def encoding_settings(encoder: "DualEncoder | EncoderConfig") -> dict:
@@ -40,10 +45,14 @@ def model_fingerprint(encoder: DualEncoder) -> str:
 @dataclass(frozen=True)
 class BenchmarkEmbeddings:
     queries: np.ndarray
-    candidates: np.ndarray
+    candidates: np.ndarray | None  # None when the candidates are a pool of shards on disk
     cached: bool  # True when read from the cache
     seconds: float  # encoding time (or reading time when cached)
     key: str
+    pool: "ShardedPool | None" = None  # the candidates as the sharded encoder wrote them: never loaded whole
+
+    def candidate_source(self) -> "np.ndarray | ShardedPool":
+        return self.candidates if self.pool is None else self.pool
 
 
 def cache_key(encoder: DualEncoder, bench: RetrievalBenchmark, model_key: str | None = None) -> str:
@@ -56,14 +65,18 @@ def cache_folder(cache_dir: str | Path | None = None) -> Path:
     return Path(cache_dir) if cache_dir else cache_root() / "embeddings"
 
 
-def write_entry(folder: Path, key: str, queries: np.ndarray, candidates: np.ndarray, meta: dict) -> None:
-    """The entry ``folder/key``, written to a temporary folder and renamed into place."""
+def write_entry(folder: Path, key: str, queries: np.ndarray, candidates: "np.ndarray | ShardedPool", meta: dict) -> None:
+    """The entry ``folder/key``, written to a temporary folder and renamed into place. Candidates
+    given as a pool (sharded encoding's, under ``folder``) are referenced, not copied."""
     entry = folder / key
     folder.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder, prefix=".writing-"))
     try:
         np.save(tmp / "queries.npy", queries)
-        np.save(tmp / "candidates.npy", candidates)
+        if isinstance(candidates, np.ndarray):
+            np.save(tmp / "candidates.npy", candidates)
+        else:
+            meta = {**meta, POOL_KEY: os.path.relpath(candidates.folder, folder)}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
         if entry.exists() and not (entry / "meta.json").is_file():
             shutil.rmtree(entry, ignore_errors=True)
@@ -84,8 +97,15 @@ def embed_benchmark(encoder: DualEncoder, bench: RetrievalBenchmark, *, batch_si
     folder = cache_folder(cache_dir)
     entry = folder / key
     if use_cache and (entry / "meta.json").is_file():
-        q, c = np.load(entry / "queries.npy"), np.load(entry / "candidates.npy")
-        return BenchmarkEmbeddings(q, c, True, time.perf_counter() - start, key)
+        meta = json.loads((entry / "meta.json").read_text())
+        pool_folder = folder / meta[POOL_KEY] if POOL_KEY in meta else None
+        if pool_folder is None:
+            q, c = np.load(entry / "queries.npy"), np.load(entry / "candidates.npy")
+            return BenchmarkEmbeddings(q, c, True, time.perf_counter() - start, key)
+        if (pool_folder / POOL_FILE).is_file():
+            return BenchmarkEmbeddings(np.load(entry / "queries.npy"), None, True, time.perf_counter() - start, key,
+                                       ShardedPool(pool_folder))
+        # the pool it names was deleted: encode again here
     q = encoder.encode(bench.queries.column("text").to_pylist(), "query", batch_size=batch_size, device=device)
     c = encoder.encode(bench.candidates.column("text").to_pylist(), "passage", batch_size=batch_size, device=device)
     seconds = time.perf_counter() - start

@@ -27,6 +27,8 @@ from scaling.eval.embeddings import embed_benchmark, model_fingerprint
 from scaling.eval.metrics import RANKING_FAMILIES
 from scaling.eval.ranks import RANK_BACKENDS, RankTable, compute_ranks
 from scaling.eval.settings import ALL, SETTINGS, MetricRecord, evaluate_settings
+from scaling.eval.shards import ShardedPool, ShardWriter
+from scaling.eval.streaming import QuerySet, stream_ranks
 from scaling.models.encoder import DualEncoder
 
 RECORD_SCHEMA = pa.schema([("benchmark", pa.string()), ("setting", pa.string()), ("query_lang", pa.string()),
@@ -104,9 +106,18 @@ def fits_in_memory(n_candidates: int, dimension: int, memory_mb: int) -> bool:
     return 4 * n_candidates * dimension <= memory_mb << 20
 
 
-def rank_benchmark(bench: RetrievalBenchmark, query_emb: np.ndarray, cand_emb: np.ndarray,
+def rank_benchmark(bench: RetrievalBenchmark, query_emb: np.ndarray, cand_emb: "np.ndarray | ShardedPool",
                    config: EvalConfig) -> tuple[RankTable, bool]:
-    """The exact rank table and whether it was streamed from shards (pools beyond ``memory_mb``)."""
+    """The exact rank table and whether it was streamed from shards (pools beyond ``memory_mb``).
+    Candidates already on disk as a pool (sharded encoding) are streamed from it, never loaded whole."""
+    if isinstance(cand_emb, ShardedPool):
+        if len(cand_emb) != len(bench.candidates):
+            raise ValueError(f"{bench.name}: the cached pool {cand_emb.folder} holds {len(cand_emb)} candidates, the "
+                             f"benchmark {len(bench.candidates)}; delete that cache entry and evaluate again")
+        if not fits_in_memory(len(cand_emb), cand_emb.dimension, config.memory_mb):
+            return stream_ranks(QuerySet.of(bench), query_emb, cand_emb, memory_mb=config.memory_mb,
+                                device=config.device, backend=config.backend), True
+        cand_emb = np.concatenate([c.embeddings for c in cand_emb.chunks(max(cand_emb.shard_rows))])
     if fits_in_memory(*cand_emb.shape, config.memory_mb):
         return compute_ranks(bench, query_emb, cand_emb, query_chunk=config.query_chunk, memory_mb=config.memory_mb,
                              device=config.device, backend=config.backend), False
@@ -114,8 +125,6 @@ def rank_benchmark(bench: RetrievalBenchmark, query_emb: np.ndarray, cand_emb: n
     import tempfile
 
     from scaling.data.remote import cache_root
-    from scaling.eval.shards import ShardWriter
-    from scaling.eval.streaming import QuerySet, stream_ranks
 
     where = Path(config.cache_dir) if config.cache_dir else cache_root()
     where.mkdir(parents=True, exist_ok=True)
@@ -144,7 +153,7 @@ def evaluate_benchmark(encoder: DualEncoder, bench: RetrievalBenchmark, config: 
     emb = embed_benchmark(encoder, bench, batch_size=config.batch_size, cache_dir=config.cache_dir,
                           device=config.device, use_cache=config.use_cache, model_key=model_key)
     start = time.perf_counter()
-    table, streamed = rank_benchmark(bench, emb.queries, emb.candidates, config)
+    table, streamed = rank_benchmark(bench, emb.queries, emb.candidate_source(), config)
     scored = evaluate_settings(table, bench.name, settings=config.settings, ks=config.ks)
     result.timings[f"{bench.name}/encode"] = emb.seconds
     result.timings[f"{bench.name}/search"] = time.perf_counter() - start

@@ -359,7 +359,7 @@ def prefill_embeddings(source: ModelSource, encoder: DualEncoder, model_key: str
                                     config=config, cache_dir=eval_config.cache_dir,
                                     max_length=eval_config.max_length, use_cache=eval_config.use_cache)
                      for table, kind in ((bench.queries, "query"), (bench.candidates, "passage"))]
-            write_entry(folder, key, parts[0].embeddings(), parts[1].embeddings(),
+            write_entry(folder, key, parts[0].embeddings(), parts[1].pool,  # the candidates stay shards
                         {"benchmark": bench.name, "model": encoder.config.model, "settings": encoding_settings(encoder.config),
                          "encode_seconds": sum(p.seconds for p in parts), "encoder": "ray-data", "actors": config.actors})
             done += parts
