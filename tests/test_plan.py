@@ -47,16 +47,17 @@ def planned(tmp_path, monkeypatch):
     raw["eval"] = {"ks": [1, 3], "settings": ["multi", "cross"]}
     study = build_study(raw, [])
     store = ResultStore(tmp_path / "results" / "tiny")
-    corpus_loads, benchmark_loads = [], []
+    corpus_loads, benchmark_loads, samplers = [], [], []
     _counting(monkeypatch, builder, "load_corpus", corpus_loads)
     _counting(monkeypatch, builder, "load_benchmark", benchmark_loads)
+    _counting(monkeypatch, builder, "make_sampler", samplers)
     plans = plan_trials(study, store, list(study.trials))
-    return study, plans, corpus_loads, benchmark_loads
+    return study, plans, corpus_loads, benchmark_loads, samplers
 
 
 def test_each_source_is_loaded_once_for_the_whole_study(planned):
-    study, plans, corpus_loads, benchmark_loads = planned
-    assert len(plans) == 2
+    study, plans, corpus_loads, benchmark_loads, samplers = planned
+    assert len(plans) == 2 and len(samplers) == 2  # each trial checked once: the plan reuses the study's check
     assert sorted(corpus_loads) == ["parallel-qa:eval", "parallel-qa:train"]  # training data and held-out set, once
     assert benchmark_loads == ["parallel-qa:eval"]  # for the zero-shot check and for evaluation alike
     a, b = plans.values()
@@ -75,7 +76,7 @@ def test_worker_and_evaluation_read_only_the_plan(planned, tmp_path, monkeypatch
     from scaling.training.outcome import MODEL_FOLDER, TrainOutcome
     from scaling.training.worker import run_worker
 
-    study, plans, _, _ = planned
+    study, plans, *_ = planned
     plan = TrialPlan.read(next(iter(plans.values())).location)
     plan = TrialPlan.from_dict({**plan.to_dict(), "config": {**plan.config.to_dict(),
                                                              "run": {**plan.config.to_dict()["run"], "num_workers": 1}}})

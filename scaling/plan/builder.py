@@ -46,6 +46,12 @@ def composition(corpus: ParallelCorpus) -> dict[str, dict[str, int]]:
     return {s: dict(sorted(v.items())) for s, v in sorted(out.items())}
 
 
+def _checked_key(config: TrainConfig) -> str:
+    """What ``check`` depends on: every setting but the run's name and folder."""
+    return json.dumps(replace(config, run=replace(config.run, name="", storage_path="")).to_dict(), sort_keys=True,
+                      default=str)
+
+
 def _slug(source: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in source)[:40]
 
@@ -68,6 +74,7 @@ class PlanBuilder:
         self._suites: dict[str, BenchmarkSuite] = {}
         self._corpora: dict[str, tuple[ParallelCorpus, dict[str, int]]] = {}
         self._written: dict[str, Any] = {}
+        self._checked: set[str] = set()  # configurations that passed ``check`` (wherever their run folder is)
 
     # ---- sources, each loaded once --------------------------------------------------------
     def suite(self, source: str) -> BenchmarkSuite:
@@ -154,6 +161,7 @@ class PlanBuilder:
         self.heldout_corpus(cfg)
         for source in self.evaluate_on:
             MtebSource.parse(source) if is_mteb_source(source) else self.suite(source)
+        self._checked.add(_checked_key(cfg))
         return cfg
 
     def plan(self, config: TrainConfig, *, run_location: str, scratch: Path, trial_id: str = "",
@@ -163,7 +171,9 @@ class PlanBuilder:
         ``scratch``: a local folder for what the model family materialises (a tiny model's
         initial weights); ``resources`` default to the configuration's run section.
         """
-        cfg = self.check(config)
+        cfg = replace(config, data=replace(config.data, data_dir=self.data_dir))
+        if _checked_key(cfg) not in self._checked:  # a study has checked every trial before it plans them
+            self.check(config)
         corpus, dropped = self.training_corpus(cfg)
         family = family_for(cfg.encoder.model)
         texts = corpus.table.column("query").to_pylist() + corpus.table.column("passage").to_pylist()
