@@ -208,9 +208,17 @@ def _language_sets(spec: Any) -> list[tuple[str, ...] | None]:
             counts = spec["counts"]
             if not isinstance(counts, list) or not counts or any(isinstance(k, bool) or not isinstance(k, int) for k in counts):
                 raise StudyConfigError(f"axes.languages.counts should be a list of integers, not {counts!r}")
+            too_many = [k for k in counts if not 1 <= k <= len(ordering.languages)]
+            if too_many:
+                raise StudyConfigError(f"axes.languages.counts {too_many}: the ordering "
+                                       f"({named if isinstance(named, str) else 'the list in axes.languages.ordering'}) "
+                                       f"has {len(ordering.languages)} languages; choose counts within "
+                                       f"1..{len(ordering.languages)}")
             return [ordering.first(k) for k in counts]
         except KeyError as exc:
             raise StudyConfigError(f"axes.languages needs 'ordering' and 'counts' (missing {exc})") from None
+        except StudyConfigError:
+            raise
         except ValueError as exc:
             raise StudyConfigError(f"axes.languages: {exc}") from None
     if isinstance(spec, list) and spec and all(isinstance(s, list) for s in spec):
