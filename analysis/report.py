@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -26,10 +26,9 @@ from analysis.language_axis import breakpoint_fits, language_curves, macro_metri
 from analysis.per_language import language_matrix, per_language_scores, seen_unseen_scores
 from analysis.resource import cell_columns, resource_group_scores, size_levels
 from analysis.results import StudyResults, load
+from analysis.views import headline, macro_pairs, with_views
 from scaling.files import write_atomic
 from scaling.records import HELDOUT_KINDS, heldout_column
-
-MAIN_SETTINGS = (("mono", "map"), ("cross", "map"), ("multi", "map"), ("multi", "rank_distance"))
 
 
 @dataclass
@@ -82,7 +81,7 @@ def results_table(results: StudyResults, benchmark: str) -> pd.DataFrame:
     frame = results.select(benchmark=benchmark, query_lang="*", candidate_lang="*")
     cells = _cell_columns(results)
     out = None
-    for setting, metric in MAIN_SETTINGS:
+    for setting, metric in macro_pairs(frame):
         rows = frame[(frame["setting"] == setting) & (frame["metric"] == metric)]
         if rows.empty:
             continue
@@ -98,6 +97,7 @@ def results_table(results: StudyResults, benchmark: str) -> pd.DataFrame:
 
 def build_report(results: StudyResults, out: Path, options: ReportOptions = ReportOptions()) -> Report:
     out.mkdir(parents=True, exist_ok=True)
+    results = replace(results, metrics=with_views(results.metrics))  # pivot suites (Tatoeba) in the common shape
     r = Report()
     study_cfg = results.study.get("config", {}).get("study", {})
     manifest = next(iter(results.manifests.values()), {})
@@ -130,6 +130,12 @@ def build_report(results: StudyResults, out: Path, options: ReportOptions = Repo
     return r
 
 
+def _name(pair: tuple[str, str]) -> str:
+    """How the text names a (setting, metric): "multilingual mAP", "cross accuracy@1 to en"."""
+    setting, metric = pair
+    return f"{'multilingual' if setting == 'multi' else setting} {figures.label(metric)}"
+
+
 def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() else "-" for ch in text).strip("-")
 
@@ -146,12 +152,15 @@ def _benchmark_sections(r: Report, results: StudyResults, bench: str, out: Path,
     slug = _slug(bench)
     r.add(f"## Benchmark `{bench}`", "", "### Results (macro over languages)", "")
     r.add(*markdown_table(results_table(results, bench)))
+    head = headline(results.select(benchmark=bench))
+    name = _name(head)
 
     r.add("### Hybrid versus each baseline", "",
           "Difference of means over paired seeds (same size, languages and seed); **bold** where the 95% "
           "interval excludes zero.", "")
     macro = results.select(benchmark=bench, query_lang="*", candidate_lang="*")
-    macro = macro[[(s, m) in MAIN_SETTINGS for s, m in zip(macro["setting"], macro["metric"])]]
+    pairs = macro_pairs(macro)
+    macro = macro[[(s, m) in pairs for s, m in zip(macro["setting"], macro["metric"])]]
     try:
         cmp = compare_recipes(macro, seed=options.seed)
     except ValueError as exc:
@@ -168,17 +177,17 @@ def _benchmark_sections(r: Report, results: StudyResults, bench: str, out: Path,
             for d, lo, hi, ex in zip(cmp["diff"], cmp["ci_low"], cmp["ci_high"], cmp["excludes_zero"])]
         table["favours"] = cmp["better"]
         r.add(*markdown_table(table))
-        multi = cmp[(cmp["setting"] == "multi") & (cmp["metric"] == "map")]
+        multi = cmp[(cmp["setting"] == head[0]) & (cmp["metric"] == head[1])]
         if len(multi):
-            r.figure(figures.plot_comparisons(multi, title=f"{bench}: multilingual mAP, hybrid minus baseline",
+            r.figure(figures.plot_comparisons(multi, title=f"{bench}: {name}, hybrid minus baseline",
                                               label_columns=cells + ["baseline"]),
-                     out, f"{slug}-hybrid-vs-baselines", f"{bench}: hybrid minus each baseline, multilingual mAP")
+                     out, f"{slug}-hybrid-vs-baselines", f"{bench}: hybrid minus each baseline, {name}")
 
     r.add("### Scaling with model size", "")
     if "size" not in results.varying():
         r.add("One model size in this study: no size curve.", "")
     else:
-        for setting, metric in (("multi", "map"), ("multi", "rank_distance")):
+        for setting, metric in [p for p in (("multi", "map"), ("multi", "rank_distance")) if p in pairs] or [head]:
             try:
                 curve, fits = size_fits(results, benchmark=bench, setting=setting, metric=metric,
                                         n_bootstrap=options.n_bootstrap, seed=options.seed)
@@ -197,7 +206,7 @@ def _benchmark_sections(r: Report, results: StudyResults, bench: str, out: Path,
     if "num_languages" not in results.varying():
         r.add("One language set in this study: no language curve.", "")
     else:
-        _language_sections(r, results, bench, slug, out, options)
+        _language_sections(r, results, bench, slug, out, options, head)
 
     r.add("### Per language", "")
     # the largest model, hybrid if the study has it: the configuration a reader cares about most
@@ -209,24 +218,29 @@ def _benchmark_sections(r: Report, results: StudyResults, bench: str, out: Path,
     label = f"{largest['size']}, {largest['recipe']}"
     try:
         matrix = language_matrix(chosen)
+    except ValueError:
+        pass  # a pivot suite (Tatoeba) has no query x candidate matrix of mAP
+    else:
         r.figure(figures.plot_language_matrix(matrix, title=f"{bench}: mAP, {label}"), out,
                  f"{slug}-language-matrix", f"{bench}: query-language x candidate-language mAP ({label}; diagonal: "
                  "monolingual)")
-        scores = per_language_scores(results, chosen)
-        r.figure(figures.plot_language_bars(scores, title=f"{bench}: multilingual mAP per query language, {label}"),
-                 out, f"{slug}-per-language", f"{bench}: multilingual mAP per query language ({label}), seen in "
+    try:
+        scores = per_language_scores(results, chosen, setting=head[0], metric=head[1])
+        r.figure(figures.plot_language_bars(scores, title=f"{bench}: {name} per query language, {label}",
+                                            metric=head[1]),
+                 out, f"{slug}-per-language", f"{bench}: {name} per query language ({label}), seen in "
                  "training vs zero-shot")
         if "num_languages" not in results.varying():
-            split = seen_unseen_scores(results, chosen, seed=options.seed)
-            r.add(f"Multilingual mAP over the evaluation languages each trial trained on (seen) and over the rest "
-                  f"(zero-shot), per trial, then over seeds ({label}):", "", *markdown_table(_group_table(split)))
+            split = seen_unseen_scores(results, chosen, setting=head[0], metric=head[1], seed=options.seed)
+            r.add(f"{name[0].upper() + name[1:]} over the evaluation languages each trial trained on (seen) and over "
+                  f"the rest (zero-shot), per trial, then over seeds ({label}):", "", *markdown_table(_group_table(split)))
     except ValueError as exc:
         r.add(f"No per-language view: {exc}.", "")
-    _resource_section(r, results, bench, slug, out, options, largest)
+    _resource_section(r, results, bench, slug, out, options, largest, head)
 
 
 def _language_sections(r: Report, results: StudyResults, bench: str, slug: str, out: Path,
-                       options: ReportOptions) -> None:
+                       options: ReportOptions, head: tuple[str, str]) -> None:
     """Quality against k per recipe for every macro metric, the slope beyond k, a breakpoint fit
     per recipe and metric, and the seen / zero-shot split against k."""
     curves = language_curves(results, benchmark=bench)
@@ -238,9 +252,10 @@ def _language_sections(r: Report, results: StudyResults, bench: str, slug: str, 
           *markdown_table(table.rename(columns={"line": "recipe"})))
 
     k = options.beyond if options.beyond is not None else int(results.trials["num_languages"].min())
-    curve = metric_curve(results, x="languages", benchmark=bench)
-    rows = results.select(benchmark=bench, setting="multi", metric="map", query_lang="*", candidate_lang="*")
-    r.add("Slope of multilingual mAP per added language:", "")
+    name = _name(head)
+    curve = metric_curve(results, x="languages", benchmark=bench, setting=head[0], metric=head[1])
+    rows = results.select(benchmark=bench, setting=head[0], metric=head[1], query_lang="*", candidate_lang="*")
+    r.add(f"Slope of {name} per added language:", "")
     for line in curve["line"].unique():
         points = line_rows(rows, curve, line)
         try:
@@ -254,29 +269,31 @@ def _language_sections(r: Report, results: StudyResults, bench: str, slug: str, 
     for setting, metric in macro_metrics(results, bench):
         m_curve, fits = breakpoint_fits(results, benchmark=bench, setting=setting, metric=metric,
                                         n_bootstrap=options.n_bootstrap, seed=options.seed)
-        if (setting, metric) == ("multi", "map"):
+        if (setting, metric) == head:
             multi_fits = (m_curve, fits)
         for line, fit in fits.items():
             fit_rows.append({"setting metric": f"{setting} {metric}", "recipe": line, **_breakpoint_cells(fit)})
     r.add(*markdown_table(pd.DataFrame(fit_rows)))
     if multi_fits is not None:
         m_curve, fits = multi_fits
-        r.figure(figures.plot_language_breakpoints(m_curve, fits, title=f"{bench}: multilingual mAP", ylabel="mAP"),
-                 out, f"{slug}-multi-map-vs-languages", f"{bench}: multilingual mAP against the number of training "
+        r.figure(figures.plot_language_breakpoints(m_curve, fits, title=f"{bench}: {name}",
+                                                   ylabel=figures.label(head[1])),
+                 out, f"{slug}-{_slug(head[0] + '-' + head[1])}-vs-languages", f"{bench}: {name} against the number of training "
                  "languages, one line per recipe, 95% band over seeds, dashed: breakpoint fit (dotted: breakpoint, "
                  "shaded: its interval, where the kink is meaningful)")
     try:
-        split = seen_unseen_scores(results, results.select(benchmark=bench), seed=options.seed)
+        split = seen_unseen_scores(results, results.select(benchmark=bench), setting=head[0], metric=head[1],
+                                   seed=options.seed)
     except ValueError as exc:
         r.add(f"No seen / zero-shot split: {exc}.", "")
         return
-    r.add("Multilingual mAP over the evaluation languages each trial trained on (seen) and over the rest "
+    r.add(f"{name[0].upper() + name[1:]} over the evaluation languages each trial trained on (seen) and over the rest "
           "(zero-shot), per trial, then over seeds:", "", *markdown_table(_group_table(split)))
     lines = split.assign(line=split[[c for c in cell_columns(split) if c not in ("num_languages",)]
                                     ].astype(str).agg(", ".join, axis=1) + ", " + split["group"])
-    r.figure(figures.plot_curve(lines, x="num_languages", title=f"{bench}: multilingual mAP, seen vs zero-shot",
-                                ylabel="mAP"), out, f"{slug}-seen-vs-zero-shot",
-             f"{bench}: multilingual mAP over seen and over zero-shot evaluation languages against the number of "
+    r.figure(figures.plot_curve(lines, x="num_languages", title=f"{bench}: {name}, seen vs zero-shot",
+                                ylabel=figures.label(head[1]), metric=head[1]), out, f"{slug}-seen-vs-zero-shot",
+             f"{bench}: {name} over seen and over zero-shot evaluation languages against the number of "
              "training languages, 95% band over seeds")
 
 
@@ -303,7 +320,7 @@ def _group_table(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def _resource_section(r: Report, results: StudyResults, bench: str, slug: str, out: Path, options: ReportOptions,
-                      largest: pd.Series) -> None:
+                      largest: pd.Series, head: tuple[str, str]) -> None:
     """Each resource group's macro per recipe at the largest model and language count."""
     r.add("### Low-resource view", "")
     chosen = results.select(benchmark=bench, size=largest["size"])
@@ -318,7 +335,7 @@ def _resource_section(r: Report, results: StudyResults, bench: str, slug: str, o
             table = JOSHI_2020
             what = (f"{JOSHI_2020.source}; classes 0-5, lowest first; `analysis/joshi2020.py` says how codes were "
                     "matched")
-        scores = resource_group_scores(chosen, table, seed=options.seed)
+        scores = resource_group_scores(chosen, table, setting=head[0], metric=head[1], seed=options.seed)
     except ValueError as exc:
         r.add(f"No low-resource view: {exc}.", "")
         return
@@ -327,12 +344,14 @@ def _resource_section(r: Report, results: StudyResults, bench: str, slug: str, o
         top = scores[scores["num_languages"] == scores["num_languages"].max()]
         where += f", {int(top['num_languages'].iloc[0])} training languages"
         where += " (the largest k)" if "num_languages" in results.varying() else ""
-    r.add(f"Multilingual mAP per resource level of the evaluation languages ({what}), per trial, then over seeds; "
+    name = _name(head)
+    r.add(f"{name[0].upper() + name[1:]} per resource level of the evaluation languages ({what}), per trial, then "
+          "over seeds; "
           f"{where}. Languages the levels do not classify are in 'unclassified'.", "",
           *markdown_table(_group_table(top)))
-    r.figure(figures.plot_group_bars(top, title=f"{bench}: multilingual mAP by resource level, {where}", ylabel="mAP",
-                                     order=list(table.group_order())),
-             out, f"{slug}-resource-groups", f"{bench}: multilingual mAP per resource level of the evaluation "
+    r.figure(figures.plot_group_bars(top, title=f"{bench}: {name} by resource level, {where}",
+                                     ylabel=figures.label(head[1]), order=list(table.group_order())),
+             out, f"{slug}-resource-groups", f"{bench}: {name} per resource level of the evaluation "
              f"languages ({table.name}), one bar per recipe, 95% interval over seeds ({where})")
 
 

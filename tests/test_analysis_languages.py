@@ -302,3 +302,52 @@ def test_report_says_why_a_breakpoint_is_not_fitted(tmp_path):
     text = (tmp_path / "r" / "report.md").read_text()
     assert "not fitted: a breakpoint fit needs at least 4 distinct positive integer language counts" in text
     assert (tmp_path / "r" / "figures" / "synthetic-qa-multi-map-vs-languages.png").exists()
+
+
+def _pivot_study():
+    """Tatoeba's shape, by hand: accuracy@1 per language pair against the pivot en, both directions,
+    and the macro rows *->en and en->*; 2 recipes x 2 seeds; German (class 5) above Swahili (class 2)."""
+    from analysis.results import StudyResults
+
+    rows, trials = [], []
+    for n, (recipe, seed, base) in enumerate((("hybrid a=0.5", 0, 0.60), ("multilingual", 0, 0.50),
+                                              ("hybrid a=0.5", 1, 0.64), ("multilingual", 1, 0.48))):
+        trial = f"t{n}"
+        trials.append({"trial_id": trial, "recipe": recipe, "seed": seed, "size": "s", "non_embedding_params": 1e6})
+        common = {"trial_id": trial, "recipe": recipe, "seed": seed, "size": "s", "non_embedding_params": 1e6,
+                  "benchmark": "tatoeba", "setting": "cross", "metric": "accuracy@1"}
+        to_en = {"de": base + 0.1, "sw": base - 0.2}
+        from_en = {lang: v - 0.05 for lang, v in to_en.items()}
+        rows += [{**common, "query_lang": lang, "candidate_lang": "en", "value": v} for lang, v in to_en.items()]
+        rows += [{**common, "query_lang": "en", "candidate_lang": lang, "value": v} for lang, v in from_en.items()]
+        rows += [{**common, "query_lang": "*", "candidate_lang": "en", "value": np.mean(list(to_en.values()))},
+                 {**common, "query_lang": "en", "candidate_lang": "*", "value": np.mean(list(from_en.values()))}]
+    return StudyResults("pivot", pd.DataFrame(rows), pd.DataFrame(trials), pd.DataFrame(), {}, {})
+
+
+def test_a_pivot_suite_is_viewed_per_direction_without_changing_a_value():
+    from analysis.views import benchmark_view, headline, macro_pairs
+
+    frame = _pivot_study().metrics
+    view = benchmark_view(frame)
+    assert len(view) == len(frame) and sorted(view["value"]) == sorted(frame["value"])  # labels move, values do not
+    assert macro_pairs(view) == [("cross", "accuracy@1 to en"), ("cross", "accuracy@1 from en")]
+    assert headline(view) == ("cross", "accuracy@1 to en")
+    de = view[(view["trial_id"] == "t0") & (view["query_lang"] == "de")].set_index("metric")["value"]
+    assert de["accuracy@1 to en"] == pytest.approx(0.70) and de["accuracy@1 from en"] == pytest.approx(0.65)
+    assert set(view["candidate_lang"]) == {"*"}
+    macro = view[view["query_lang"] == "*"]  # (*, *) rows: a benchmark in the common shape is left as it is
+    assert benchmark_view(macro).equals(macro)
+
+
+def test_the_report_of_a_pivot_suite_leads_with_its_metric_and_groups_its_languages(tmp_path):
+    from analysis.report import build_report
+
+    build_report(_pivot_study(), tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    assert "| cross accuracy@1 to en | cross accuracy@1 from en |" in text
+    # hybrid - multilingual, to en, paired over the 2 seeds: (0.55 - 0.45 + 0.59 - 0.43) / 2 = 0.13
+    assert "| cross | accuracy@1 to en | hybrid a=0.5 | multilingual | 2 | **+0.130" in text
+    assert "Cross accuracy@1 to en per resource level" in text
+    # class 5 (de) of hybrid: mean over seeds of 0.70 and 0.74; class 2 (sw): 0.40 and 0.44
+    assert "| class 2 | 1 | 0.420" in text and "| class 5 | 1 | 0.720" in text

@@ -46,12 +46,26 @@ def test_a_study_cuts_nested_subsets_from_a_named_ordering():
     assert sizes == [10, 50, 205]
     by_k = {t.axes["num_languages"]: t.config.data.languages for t in study.trials}
     assert by_k[50][:10] == by_k[10] and by_k[205][:50] == by_k[50]
-    with pytest.raises(StudyConfigError, match=r"first 206 languages of ordering 'flores-200'.*choose 1..205"):
+    with pytest.raises(StudyConfigError, match=r"counts \[206\]: the ordering \(flores-200\) has 205 languages; "
+                                               r"choose counts within 1..205"):
         build_study(_study({"ordering": "flores-200", "counts": [206]}), [])
     with pytest.raises(StudyConfigError, match="unknown language ordering 'xtreme'"):
         build_study(_study({"ordering": "xtreme", "counts": [5]}), [])
     with pytest.raises(StudyConfigError, match="counts should be a list of integers"):
         build_study(_study({"ordering": "method", "counts": "9"}), [])
+
+
+def test_train_data_languages_of_a_study_without_a_language_axis_reach_every_trial():
+    raw = _study(None)
+    raw["train"]["data"]["languages"] = ["en", "deu", "zh"]  # once silently replaced by "every language"
+    study = build_study(raw, [])
+    assert {t.config.data.languages for t in study.trials} == {("en", "de", "zh")}
+    assert {t.axes["num_languages"] for t in study.trials} == {3}  # recorded with the results
+    with pytest.raises(StudyConfigError, match="axes.languages and train.data.languages both set"):
+        build_study({**raw, "axes": {**raw["axes"], "languages": [["en", "de"]]}}, [])
+    raw["train"]["data"]["languages"] = "en"
+    with pytest.raises(StudyConfigError, match="train.data.languages should be a non-empty list"):
+        build_study(raw, [])
 
 
 def test_more_languages_than_the_training_data_has_is_refused_before_ray(tmp_path, data_dir):

@@ -229,6 +229,21 @@ def _language_sets(spec: Any) -> list[tuple[str, ...] | None]:
     raise StudyConfigError("axes.languages must be a list of language lists or {ordering: [...], counts: [...]}")
 
 
+def _train_languages(train: dict) -> tuple[str, ...] | None:
+    """``train.data.languages``: the training languages of every trial of a study without a
+    languages axis (None: every language of the training data)."""
+    languages = (train.get("data") or {}).get("languages")
+    if languages is None:
+        return None
+    if not isinstance(languages, list) or not languages:
+        raise StudyConfigError(f"train.data.languages should be a non-empty list of language codes, not {languages!r}")
+    _check_codes(languages)
+    try:
+        return tuple(canonical_many(languages))
+    except ValueError as exc:
+        raise StudyConfigError(f"train.data.languages: {exc}") from None
+
+
 def _strategies(spec: Any) -> list[dict[str, Any]]:
     """Entries ``{name, **params}``; each parameter is checked against the registered strategy."""
     out = []
@@ -400,8 +415,12 @@ def build_study(raw: dict, overrides: list[str], origin: str = "study") -> Study
             close = closest(key, names)
             raise StudyConfigError(f"train.sampler.{key} is not a parameter of any strategy in this study "
                                    f"({[s['name'] for s in strategies]})" + (f"; did you mean {close!r}?" if close else ""))
+    if axes.get("languages") is not None and (train.get("data") or {}).get("languages") is not None:
+        raise StudyConfigError("axes.languages and train.data.languages both set the training languages; keep the "
+                               "axis (it sets data.languages per trial) or the fixed list, not both")
     grids = [("model", _models(axes.get("model") or [{"model": base_model}])),
-             ("languages", _language_sets(axes.get("languages"))),
+             ("languages", _language_sets(axes.get("languages")) if axes.get("languages") is not None
+              else [_train_languages(train)]),
              ("strategy", strategies),
              ("seed", list(axes.get("seed") or [sampler_base.get("seed", 0)]))]
     grids += [(f"params.{k}", list(v)) for k, v in params.items()]
