@@ -90,13 +90,16 @@ def line_rows(points: pd.DataFrame, curve: pd.DataFrame, line: str) -> pd.DataFr
 def fit_lines(curve: pd.DataFrame, points: pd.DataFrame, *, value: str = "value", metric: str = "map",
               n_bootstrap: int = 1000, seed: int = 0) -> dict[str, PowerLawFit | FitError]:
     """A power law per line of a size curve, fitted to every seed's point (not to the means);
-    a line that cannot be fitted maps to the ``FitError`` that says why."""
+    a line that cannot be fitted maps to the ``FitError`` that says why. A line of exactly three
+    sizes is fitted without the floor E (two parameters), which its description says; the
+    saturating law needs four."""
     fits: dict[str, PowerLawFit | FitError] = {}
     for line in curve["line"].unique():
         mine = line_rows(points, curve, line)
+        saturating = mine["non_embedding_params"].nunique() != 3
         try:
             fits[line] = fit_power_law(mine["non_embedding_params"], as_error(metric, mine[value]),
-                                       n_bootstrap=n_bootstrap, seed=seed)
+                                       saturating=saturating, n_bootstrap=n_bootstrap, seed=seed)
         except FitError as exc:
             fits[line] = exc
     return fits

@@ -69,6 +69,8 @@ class PowerLawFit:
                 f"[{self.alpha_ci[0]:.3f}, {self.alpha_ci[1]:.3f}]")
         if self.saturating:
             text += f", E {pct} CI [{self.E_ci[0]:.3g}, {self.E_ci[1]:.3g}]"
+        else:
+            text += "; no floor E fitted"
         return text + f" ({self.n_points} points, {len(self.sizes)} sizes, {self.n_bootstrap} residual-bootstrap refits)"
 
 

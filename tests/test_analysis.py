@@ -186,6 +186,17 @@ def test_size_curve_and_fits_on_a_study(planted):
     assert set(step_curve(planted, column="heldout_loss_xy")["step"]) == {50, 100}  # only where it was recorded
 
 
+def test_three_sizes_get_the_power_law_without_a_floor(tmp_path):
+    """Three sizes cannot identify E + A / N^alpha (three parameters from three points); the fit
+    drops the floor and says so. Planted: error = 40 / N^0.3 (E = 0), seed noise 0.01."""
+    spec = SyntheticStudy(name="three", sizes=(("s", 2_000_000), ("m", 8_000_000), ("l", 30_000_000)), E=0.0,
+                          recipes=("xy", "hybrid"), seeds=(0, 1, 2))
+    results = load(write_synthetic_study(str(tmp_path), spec))
+    _, fits = size_fits(results, n_bootstrap=200)
+    assert all(not fit.saturating and fit.E == 0 and abs(fit.alpha - 0.3) < 0.05 for fit in fits.values()), fits
+    assert all("no floor E fitted" in fit.describe() for fit in fits.values())
+
+
 def test_language_slope_on_a_language_study(tmp_path):
     spec = SyntheticStudy(name="langs", sizes=(("s", 8_000_000),), recipes=("xy", "hybrid"), language_counts=(4, 6, 8, 10),
                           language_slope=-0.01, slope_from=6, seeds=(0, 1, 2), zero_shot_languages=2)
