@@ -177,9 +177,9 @@ def _benchmark_sections(r: Report, results: StudyResults, bench: str, out: Path,
             for d, lo, hi, ex in zip(cmp["diff"], cmp["ci_low"], cmp["ci_high"], cmp["excludes_zero"])]
         table["favours"] = cmp["better"]
         r.add(*markdown_table(table))
-        multi = cmp[(cmp["setting"] == head[0]) & (cmp["metric"] == head[1])]
-        if len(multi):
-            r.figure(figures.plot_comparisons(multi, title=f"{bench}: {name}, hybrid minus baseline",
+        lead = cmp[(cmp["setting"] == head[0]) & (cmp["metric"] == head[1])]
+        if len(lead):
+            r.figure(figures.plot_comparisons(lead, title=f"{bench}: {name}, hybrid minus baseline",
                                               label_columns=cells + ["baseline"]),
                      out, f"{slug}-hybrid-vs-baselines", f"{bench}: hybrid minus each baseline, {name}")
 
@@ -232,7 +232,7 @@ def _benchmark_sections(r: Report, results: StudyResults, bench: str, out: Path,
                  "training vs zero-shot")
         if "num_languages" not in results.varying():
             split = seen_unseen_scores(results, chosen, setting=head[0], metric=head[1], seed=options.seed)
-            r.add(f"{name[0].upper() + name[1:]} over the evaluation languages each trial trained on (seen) and over "
+            r.add(f"{name[:1].upper() + name[1:]} over the evaluation languages each trial trained on (seen) and over "
                   f"the rest (zero-shot), per trial, then over seeds ({label}):", "", *markdown_table(_group_table(split)))
     except ValueError as exc:
         r.add(f"No per-language view: {exc}.", "")
@@ -287,7 +287,7 @@ def _language_sections(r: Report, results: StudyResults, bench: str, slug: str, 
     except ValueError as exc:
         r.add(f"No seen / zero-shot split: {exc}.", "")
         return
-    r.add(f"{name[0].upper() + name[1:]} over the evaluation languages each trial trained on (seen) and over the rest "
+    r.add(f"{name[:1].upper() + name[1:]} over the evaluation languages each trial trained on (seen) and over the rest "
           "(zero-shot), per trial, then over seeds:", "", *markdown_table(_group_table(split)))
     lines = split.assign(line=split[[c for c in cell_columns(split) if c not in ("num_languages",)]
                                     ].astype(str).agg(", ".join, axis=1) + ", " + split["group"])
@@ -345,7 +345,7 @@ def _resource_section(r: Report, results: StudyResults, bench: str, slug: str, o
         where += f", {int(top['num_languages'].iloc[0])} training languages"
         where += " (the largest k)" if "num_languages" in results.varying() else ""
     name = _name(head)
-    r.add(f"{name[0].upper() + name[1:]} per resource level of the evaluation languages ({what}), per trial, then "
+    r.add(f"{name[:1].upper() + name[1:]} per resource level of the evaluation languages ({what}), per trial, then "
           "over seeds; "
           f"{where}. Languages the levels do not classify are in 'unclassified'.", "",
           *markdown_table(_group_table(top)))

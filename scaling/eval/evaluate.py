@@ -117,7 +117,7 @@ def rank_benchmark(bench: RetrievalBenchmark, query_emb: np.ndarray, cand_emb: "
         if not fits_in_memory(len(cand_emb), cand_emb.dimension, config.memory_mb):
             return stream_ranks(QuerySet.of(bench), query_emb, cand_emb, memory_mb=config.memory_mb,
                                 device=config.device, backend=config.backend), True
-        cand_emb = np.concatenate([c.embeddings for c in cand_emb.chunks(max(cand_emb.shard_rows))])
+        cand_emb = cand_emb.embeddings()
     if fits_in_memory(*cand_emb.shape, config.memory_mb):
         return compute_ranks(bench, query_emb, cand_emb, query_chunk=config.query_chunk, memory_mb=config.memory_mb,
                              device=config.device, backend=config.backend), False

@@ -236,7 +236,7 @@ class ShardedEncoding:
 
     def embeddings(self) -> np.ndarray:
         """Every row as one float32 array, in input order (for pools that fit in memory)."""
-        return np.concatenate([c.embeddings for c in self.pool.chunks(max(self.pool.shard_rows))])
+        return self.pool.embeddings()
 
 
 def _check_source(source: ModelSource) -> None:

@@ -145,6 +145,10 @@ class ShardedPool:
         return CandidateChunk(index, start, emb, self._read(shard, "ids", a, b),
                               self._to_index[self._read(shard, "lang", a, b)])
 
+    def embeddings(self) -> np.ndarray:
+        """Every row as one float32 array, in pool order (for pools that fit in memory)."""
+        return np.concatenate([c.embeddings for c in self.chunks(max(self.shard_rows))])
+
     def chunks(self, rows: int, *, embeddings: bool = True) -> Iterator[CandidateChunk]:
         for index in range(len(self.plan(rows))):
             yield self.chunk(index, rows, embeddings=embeddings)

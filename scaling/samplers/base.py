@@ -84,11 +84,7 @@ class CorpusIndex:
         self.row_lang = np.array(langs, dtype=object)
         self.row_source = np.array(t.column("source").to_pylist(), dtype=object)
         self._weigh(source_weights)
-        self._xy_sizes: dict[str, float] = collections.defaultdict(float)
-        for gi in self.multi_groups:
-            for lang in self.group_langs[gi]:
-                row = self.rows[(int(gi), lang)]
-                self._xy_sizes[lang] += 1.0 if self.row_weight is None else float(self.row_weight[row])
+        self._xy_sizes: dict[str, float] | None = None  # counted on first use (X-Y size sampling only)
 
     def _weigh(self, source_weights: Mapping[str, float] | None) -> None:
         """Draw weights from the sources' weights (``scaling.data.mixing``); None: unweighted."""
@@ -113,6 +109,12 @@ class CorpusIndex:
     def xy_size(self, lang: str) -> float:
         """A language's X-Y data size: its rows in groups of two or more languages, each counted by
         its row's weight (bitext counts here, not in ``mono_size``)."""
+        if self._xy_sizes is None:
+            self._xy_sizes = collections.defaultdict(float)
+            for gi in self.multi_groups:
+                for code in self.group_langs[gi]:
+                    row = self.rows[(int(gi), code)]
+                    self._xy_sizes[code] += 1.0 if self.row_weight is None else float(self.row_weight[row])
         return self._xy_sizes.get(lang, 0.0)
 
     @property
