@@ -66,6 +66,37 @@ def test_adapter_saves_with_its_base_depth_and_merges(tmp_path):
     torch.testing.assert_close(torch.from_numpy(merged.encode(TEXTS, "query")), torch.from_numpy(want), atol=1e-5, rtol=0)
 
 
+def test_the_fingerprint_saved_with_a_model_is_the_one_its_loaded_weights_give(tmp_path):
+    """The evaluation stage keys the embedding cache by the fingerprint ``ModelFamily.save``
+    records, without loading the model: it must equal the loaded weights' own, for a full model
+    and for a LoRA adapter saved alone; a folder whose files changed since falls back to loading."""
+    from scaling.eval.embeddings import folder_fingerprint, model_fingerprint
+    from scaling.models.families import family_for
+    from scaling.models.families.base import FINGERPRINT_FILE, saved_fingerprint
+
+    base = tiny_encoder(TEXTS, hidden=32, layers=2, seed=3)
+    full = family_for(base.config.model).save(base, tmp_path / "full")
+    lora = DualEncoder.from_config(EncoderConfig(model=str(base.save(tmp_path / "base")), lora={"r": 4, "alpha": 8}))
+    _perturb_adapters(lora)
+    adapter = family_for(lora.config.model).save(lora, tmp_path / "adapter")
+    for folder, encoder in ((full, base), (adapter, lora)):
+        assert (folder / FINGERPRINT_FILE).is_file()
+        loaded = model_fingerprint(DualEncoder.load(folder))
+        assert saved_fingerprint(folder) == loaded == model_fingerprint(encoder)
+        assert DualEncoder.saved_config(folder)[1] == (folder == adapter)
+    assert model_fingerprint(lora) != model_fingerprint(DualEncoder.from_config(EncoderConfig(model=str(tmp_path / "base"),
+                                                                                              lora={"r": 4, "alpha": 8})))
+    assert saved_fingerprint(tmp_path / "base") is None  # saved without its family: no record
+    retrained = tiny_encoder(TEXTS, hidden=32, layers=2, seed=4)
+    retrained.backbone.save_pretrained(full)  # new weights over the folder: the same file names and sizes
+    assert saved_fingerprint(full) is None
+    assert folder_fingerprint(full) == model_fingerprint(retrained) != model_fingerprint(base)
+    family_for(base.config.model).save(base, full)
+    assert saved_fingerprint(full) == model_fingerprint(base)
+    (full / "notes.txt").write_text("a file added after saving")
+    assert saved_fingerprint(full) is None
+
+
 def test_targets_that_match_nothing_are_named(tmp_path):
     with pytest.raises(ValueError, match=r"encoder.lora.target_modules \['attn_c'\] match no linear layer"):
         tiny_encoder(TEXTS, hidden=32, layers=1, lora={"target_modules": ["attn_c"]})

@@ -91,6 +91,36 @@ def test_worker_and_evaluation_read_only_the_plan(planned, tmp_path, monkeypatch
     settings = {(r.setting, r.metric) for r in result.records if r.query_lang == "*"}
     assert ("multi", "map") in settings and ("cross", "recall@3") in settings
     assert not {s for s, _ in settings} - {"multi", "cross"} and ("multi", "recall@10") not in settings
+    _pool_loads_no_weights_before_its_actors(plan, ctx.saved[-1] / MODEL_FOLDER, result, tmp_path, monkeypatch)
+
+
+def _pool_loads_no_weights_before_its_actors(plan, model_dir, local, tmp_path, monkeypatch):
+    """eval.encoder: ray-data in the stage: the pool is keyed by the fingerprint saved with the
+    model (nothing computed or loaded here before the actors), this process loads the model once,
+    after the pool, and every benchmark is then read from the entries the pool wrote."""
+    import ray
+
+    import scaling.eval.embeddings as embeddings
+    import scaling.eval.stage as stage
+    from scaling.eval.stage import evaluate_plan
+
+    loads, real_load = [], stage.DualEncoder.load
+    monkeypatch.setattr(embeddings, "model_fingerprint", lambda *a: pytest.fail("the fingerprint was computed"))
+    monkeypatch.setattr(stage.DualEncoder, "load", classmethod(
+        lambda cls, folder: loads.append(sorted((tmp_path / "pool-cache").glob("sharded/*/pool.json"))) or real_load(folder)))
+    pooled_plan = TrialPlan.from_dict({**plan.to_dict(), "eval": {**plan.to_dict()["eval"], "encoder": "ray-data",
+                                                                  "cache_dir": str(tmp_path / "pool-cache")}})
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        pooled = evaluate_plan(pooled_plan, model_dir)
+    finally:
+        ray.shutdown()
+    assert len(loads) == 1 and len(loads[0]) == 2  # one load, after the queries' and candidates' pools were written
+    assert pooled.cached and all(pooled.cached.values())
+    got = {(r.setting, r.metric, r.query_lang): r.value for r in pooled.records}
+    want = {(r.setting, r.metric, r.query_lang): r.value for r in local.records}
+    assert got.keys() == want.keys()
+    assert all(abs(got[k] - want[k]) <= 0.01 * max(1.0, abs(want[k])) for k in want)  # fp16 embeddings; rank distance in ranks
 
 
 def one_worker_plan(plans, **run) -> TrialPlan:

@@ -135,10 +135,14 @@ def test_two_actors_equal_one_process_e5(tmp_path, ray_local):
     cos = (got * reference).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(reference, axis=1)
     assert cos.min() >= FP16_COSINE
     assert np.abs(got - reference).max() < 1e-3  # fp16 rounding of components below 1
+    rows = out.pool.input_rows()  # the shards hold the rows longest first; rows maps them back
+    assert sorted(rows.tolist()) == list(range(230))
+    texts, input_ids, input_langs = (table.column(c).to_pylist() for c in ("text", "id", "lang"))
+    lengths = [len(texts[r].encode()) for r in rows]
+    assert lengths == sorted(lengths, reverse=True) and lengths[0] > lengths[-1]
     ids = np.concatenate([c.ids for c in out.pool.chunks(64)])
     langs = [out.pool.languages[i] for c in out.pool.chunks(64) for i in c.lang]
-    assert ids.tolist() == table.column("id").to_pylist()  # input order
-    assert langs == table.column("lang").to_pylist()
+    assert ids.tolist() == [input_ids[r] for r in rows] and langs == [input_langs[r] for r in rows]
     assert out.pool.sizes.tolist() == [table.column("lang").to_pylist().count(x) for x in out.pool.languages]
     again = encode_sharded(partial(DualEncoder.from_config, config), table, "passage",
                            model_key=model_fingerprint(encoder), encoder_config=encoder.config, config=TWO,
@@ -194,7 +198,8 @@ def test_killed_job_resumes_from_its_shards(tmp_path, ray_local, tiny_model):
     assert {i: _shard(folder, i, "emb").stat().st_mtime_ns for i in kept} == before  # kept shards untouched
     assert np.array_equal(resumed.embeddings(), uninterrupted.embeddings())
     ids = np.concatenate([c.ids for c in resumed.pool.chunks(400)])
-    assert ids.tolist() == table.column("id").to_pylist()
+    input_ids = table.column("id").to_pylist()
+    assert ids.tolist() == [input_ids[r] for r in resumed.pool.input_rows()]
 
 
 def test_stage_prefill_gives_the_local_metrics(tmp_path, ray_local, monkeypatch):
@@ -213,7 +218,7 @@ def test_stage_prefill_gives_the_local_metrics(tmp_path, ray_local, monkeypatch)
     local = evaluate_suite(encoder, suite, EvalConfig(cache_dir=str(tmp_path / "local"), max_length=48), model_key=key)
     config = EvalConfig(cache_dir=str(tmp_path / "pool"), max_length=48, encoder="ray-data", batch_size=32)
     encoder = DualEncoder.from_config(EncoderConfig())
-    parts = prefill_embeddings(partial(DualEncoder.from_config, EncoderConfig()), encoder, key, [suite], config,
+    parts = prefill_embeddings(partial(DualEncoder.from_config, EncoderConfig()), EncoderConfig(), key, [suite], config,
                                eval_cpus=2, eval_gpus=0)
     assert len(parts) == 2 and all(p.encoded_shards >= 1 for p in parts)
     assert parts[0].pool.shard_rows == (240,) and parts[1].pool.shard_rows == (488,)  # one shard each (2048 rows by default)

@@ -42,6 +42,17 @@ def model_fingerprint(encoder: DualEncoder) -> str:
     return family_for(encoder.config.model).fingerprint(encoder)
 
 
+def folder_fingerprint(folder: str | Path, encoder: DualEncoder | None = None) -> str:
+    """``model_fingerprint`` of the model saved in ``folder``: the one recorded when it was saved
+    (no weights loaded), else computed from ``encoder`` (or from the folder, loaded here)."""
+    from scaling.models.families.base import saved_fingerprint
+
+    saved = saved_fingerprint(folder)
+    if saved is not None:
+        return saved
+    return model_fingerprint(encoder if encoder is not None else DualEncoder.load(folder))
+
+
 @dataclass(frozen=True)
 class BenchmarkEmbeddings:
     queries: np.ndarray
@@ -55,8 +66,11 @@ class BenchmarkEmbeddings:
         return self.candidates if self.pool is None else self.pool
 
 
-def cache_key(encoder: DualEncoder, bench: RetrievalBenchmark, model_key: str | None = None) -> str:
-    """The entry of ``bench`` encoded by ``encoder`` (its weights, texts and settings)."""
+def cache_key(encoder: "DualEncoder | EncoderConfig", bench: RetrievalBenchmark, model_key: str | None = None) -> str:
+    """The entry of ``bench`` encoded by ``encoder`` (its weights, texts and settings; a bare
+    configuration needs ``model_key``)."""
+    if model_key is None and not isinstance(encoder, DualEncoder):
+        raise ValueError("cache_key: an encoder configuration needs the model_key of its weights")
     return hashlib.blake2b(json.dumps([model_key or model_fingerprint(encoder), bench.fingerprint(), encoding_settings(encoder)],
                                       sort_keys=True).encode(), digest_size=16).hexdigest()
 

@@ -3,14 +3,17 @@
 Why: one process on one device is today's evaluation path; a 1M-passage corpus with a 7B model
 needs every GPU the evaluation stage reserves, and a crash must not lose hours of encoding.
 
-How: the rows are cut into shards of ``shard_rows`` consecutive texts; one Ray Data row (and
+How: the rows are ordered by length (UTF-8 bytes, longest first: ``length_order``) and cut into
+shards of ``shard_rows`` consecutive texts, so a shard's batches carry little padding, as if the
+whole corpus were sorted at once, and the slowest shards start first; one Ray Data row (and
 block) per shard that is not yet on disk goes through ``map_batches`` on an actor pool, each
 actor loading the model once and encoding its shard in length-sorted batches
 (``DualEncoder.encode``). The actor writes the shard's files itself (temporary name, then
 rename; the embedding file last), so the driver never holds the embeddings and a rerun after a
 crash encodes only the shards whose files are missing. ``pool.json`` is written when every shard
 is there: the folder is then a finished ``scaling.eval.shards.ShardedPool`` (embeddings as
-float16, read as float32), in input order, that streaming ranking reads chunk by chunk.
+float16, read as float32) with ``order.npy`` (each pool row's input row): streaming ranking reads
+it chunk by chunk (it matches candidates by id), ``ShardedPool.embeddings`` returns input order.
 
 The cache key is the model fingerprint, a hash of the texts (with their ids, languages and
 kind) and the encoding settings (prefixes, pooling, maximum length, normalisation, shard size).
@@ -32,10 +35,12 @@ import pyarrow as pa
 
 from scaling.data.errors import DataError
 from scaling.eval.embeddings import encoding_settings
-from scaling.eval.shards import POOL_FILE, ShardedPool, _shard
+from scaling.eval.shards import ORDER_KEY, POOL_FILE, ShardedPool, _shard
 from scaling.models.encoder import DualEncoder, EncoderConfig, TextKind
 
 ENCODERS = ("local", "ray-data")  # eval.encoder: this process, or the Ray Data actor pool
+LENGTH_ORDER = "utf8-bytes-descending"  # how rows are laid out over the shards (``length_order``)
+ORDER_FILE = "order.npy"  # the input row of each pool row
 UNDETERMINED = "und"  # the language of texts given without one (BCP 47 "undetermined")
 ModelSource = Union[str, Path, Callable[[], DualEncoder]]
 
@@ -125,6 +130,10 @@ class TextColumn:
     def __len__(self) -> int:
         return len(self.text)
 
+    def take(self, rows: np.ndarray) -> "TextColumn":
+        index = pa.array(rows)
+        return TextColumn(self.text.take(index), self.ids.take(index), self.lang.take(index))
+
     def fingerprint(self, kind: str) -> str:
         """A hash of every text, id and language (with lengths, so boundaries count) and the kind."""
         h = hashlib.blake2b(kind.encode(), digest_size=16)
@@ -136,8 +145,18 @@ class TextColumn:
         return h.hexdigest()
 
 
+def length_order(text: pa.Array) -> np.ndarray:
+    """Input rows, longest first by UTF-8 bytes (ties in input order): a tokenizer-free proxy for
+    token counts, so consecutive rows cut into shards have like lengths (each actor still sorts
+    its shard by tokens), and the longest shards, the slowest, start first."""
+    import pyarrow.compute as pc
+
+    lengths = pc.binary_length(text.cast(pa.binary())).to_numpy(zero_copy_only=False)
+    return np.argsort(-lengths, kind="stable").astype(np.int64)
+
+
 def encoding_key(model_key: str, encoder_config: EncoderConfig, texts: TextColumn, kind: str, shard_rows: int) -> str:
-    parts = [model_key, texts.fingerprint(kind), encoding_settings(encoder_config), shard_rows, "float16"]
+    parts = [model_key, texts.fingerprint(kind), encoding_settings(encoder_config), shard_rows, "float16", LENGTH_ORDER]
     return hashlib.blake2b(json.dumps(parts, sort_keys=True).encode(), digest_size=16).hexdigest()
 
 
@@ -277,6 +296,8 @@ def encode_sharded(source: ModelSource, texts, kind: TextKind, *, model_key: str
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     n = len(column)
+    order = length_order(column.text)  # shards of like lengths: little padding, as one sort over the whole corpus
+    column = column.take(order)
     bounds = [(a, min(n, a + config.shard_rows)) for a in range(0, n, config.shard_rows)]
     languages = sorted(set(column.lang.to_pylist()))
     codes = {lang: i for i, lang in enumerate(languages)}
@@ -288,9 +309,12 @@ def encode_sharded(source: ModelSource, texts, kind: TextKind, *, model_key: str
     progress.close()
     sizes = {lang: int(c) for lang, c in zip(*np.unique(np.asarray(column.lang.to_pylist()), return_counts=True))}
     (folder / "encoding.json").write_text(json.dumps({"kind": kind, "rows": n, "settings": encoding_settings(encoder_config),
-                                                      "model_key": model_key, "shard_rows": config.shard_rows}, indent=1))
+                                                      "model_key": model_key, "shard_rows": config.shard_rows,
+                                                      "order": LENGTH_ORDER}, indent=1))
+    _atomic_save(folder / ORDER_FILE, order)
     meta = {"dimension": int(np.load(_shard(folder, 0, "emb"), mmap_mode="r").shape[1]), "codes": codes,
-            "sizes": {lang: sizes[lang] for lang in languages}, "shards": [b - a for a, b in bounds], "dtype": "float16"}
+            "sizes": {lang: sizes[lang] for lang in languages}, "shards": [b - a for a, b in bounds], "dtype": "float16",
+            ORDER_KEY: ORDER_FILE}
     tmp = folder / f".{POOL_FILE}.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(meta, indent=1))
     os.replace(tmp, folder / POOL_FILE)
@@ -336,31 +360,32 @@ def _run_pool(source, max_length, kind, folder: Path, config: ShardedEncodingCon
                            "run it again to encode only the missing shards") from exc
 
 
-
-def prefill_embeddings(source: ModelSource, encoder: DualEncoder, model_key: str, suites, eval_config,
+def prefill_embeddings(source: ModelSource, encoder_config: EncoderConfig, model_key: str, suites, eval_config,
                        eval_cpus: float, eval_gpus: float) -> list[ShardedEncoding]:
     """Encode every member of ``suites`` with the actor pool into the entries ``embed_benchmark``
-    reads (same key), so the evaluation that follows finds them cached. ``encoder`` is the
-    evaluation's own copy (for the key; its ``max_length`` is set from ``eval.max_length`` as
-    ``evaluate_benchmark`` does); ``source`` is what the actors load."""
+    reads (same key), so the evaluation that follows finds them cached. ``encoder_config`` and
+    ``model_key`` (``folder_fingerprint``) name the model for the key, with ``eval.max_length``
+    applied as ``evaluate_benchmark`` does; no weights are loaded here: ``source`` is what the
+    actors load."""
     from scaling.eval.embeddings import cache_folder, cache_key, write_entry
 
     config = ShardedEncodingConfig.for_resources(eval_cpus, eval_gpus, batch_size=eval_config.batch_size,
                                                  device=eval_config.device)
-    if eval_config.max_length is not None and eval_config.max_length != encoder.config.max_length:
-        encoder.config = replace(encoder.config, max_length=eval_config.max_length)
+    if eval_config.max_length is not None:
+        encoder_config = replace(encoder_config, max_length=eval_config.max_length)
     folder, done = cache_folder(eval_config.cache_dir), []
     for suite in suites:
         for bench in suite:
-            key = cache_key(encoder, bench, model_key)
+            key = cache_key(encoder_config, bench, model_key)
             if eval_config.use_cache and (folder / key / "meta.json").is_file():
                 continue
-            parts = [encode_sharded(source, table, kind, model_key=model_key, encoder_config=encoder.config,
-                                    config=config, cache_dir=eval_config.cache_dir,
-                                    max_length=eval_config.max_length, use_cache=eval_config.use_cache)
+            parts = [encode_sharded(source, table, kind, model_key=model_key, encoder_config=encoder_config,
+                                    config=config, cache_dir=eval_config.cache_dir, use_cache=eval_config.use_cache,
+                                    max_length=eval_config.max_length)
                      for table, kind in ((bench.queries, "query"), (bench.candidates, "passage"))]
             write_entry(folder, key, parts[0].embeddings(), parts[1].pool,  # the candidates stay shards
-                        {"benchmark": bench.name, "model": encoder.config.model, "settings": encoding_settings(encoder.config),
-                         "encode_seconds": sum(p.seconds for p in parts), "encoder": "ray-data", "actors": config.actors})
+                        {"benchmark": bench.name, "model": encoder_config.model,
+                         "settings": encoding_settings(encoder_config), "encode_seconds": sum(p.seconds for p in parts),
+                         "encoder": "ray-data", "actors": config.actors})
             done += parts
     return done

@@ -8,6 +8,7 @@ ranks against such a pool.
 Layout of a pool folder::
 
     pool.json                  dimension, languages (sorted), candidates per language, shard sizes
+    order.npy                  optional: the input row of each pool row (sharded encoding's length order)
     shard-00000.emb.npy        float32 (rows, dimension); float16 from sharded encoding, read as float32
     shard-00000.ids.npy        candidate ids (fixed-width unicode)
     shard-00000.lang.npy       int16: index into pool.json's languages
@@ -27,6 +28,7 @@ import numpy as np
 from scaling.data.errors import DataError
 
 POOL_FILE = "pool.json"
+ORDER_KEY = "order"  # pool.json: the file mapping each pool row to its input row (sharded encoding sorts by length)
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,7 @@ class ShardedPool:
             self._to_index[code] = order[lang]
         self.sizes = np.array([meta["sizes"][lang] for lang in self.languages], dtype=np.int64)
         self.shard_rows = tuple(int(n) for n in meta["shards"])
+        self._order = meta.get(ORDER_KEY)  # a file of input rows, one per pool row; None: pool order is input order
         self._plans: dict[int, list[tuple[int, int, int, int]]] = {}
 
     def __len__(self) -> int:
@@ -145,9 +148,29 @@ class ShardedPool:
         return CandidateChunk(index, start, emb, self._read(shard, "ids", a, b),
                               self._to_index[self._read(shard, "lang", a, b)])
 
+    def input_rows(self) -> np.ndarray | None:
+        """(rows,) the input row of each pool row, or None when the pool is in input order."""
+        if self._order is None:
+            return None
+        path = self.folder / self._order
+        try:
+            rows = np.load(path)
+        except (OSError, ValueError) as exc:
+            raise DataError(f"cannot read the pool's row order ({exc})", file=path,
+                            hint="the pool folder is incomplete or damaged; write the pool again") from None
+        if rows.shape != (len(self),):
+            raise DataError(f"has {rows.shape} rows, pool.json says {len(self)}", file=path,
+                            hint="the pool folder is damaged; write the pool again")
+        return rows
+
     def embeddings(self) -> np.ndarray:
-        """Every row as one float32 array, in pool order (for pools that fit in memory)."""
-        return np.concatenate([c.embeddings for c in self.chunks(max(self.shard_rows))])
+        """Every row as one float32 array, in input order (for pools that fit in memory)."""
+        rows = self.input_rows()
+        out = np.empty((len(self), self.dimension), dtype=np.float32)
+        for c in self.chunks(max(self.shard_rows)):
+            where = slice(c.start, c.start + len(c.embeddings))
+            out[where if rows is None else rows[where]] = c.embeddings
+        return out
 
     def chunks(self, rows: int, *, embeddings: bool = True) -> Iterator[CandidateChunk]:
         for index in range(len(self.plan(rows))):

@@ -12,7 +12,7 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
-from scaling.eval.embeddings import model_fingerprint
+from scaling.eval.embeddings import folder_fingerprint
 from scaling.eval.evaluate import EvalResult, evaluate_suite
 from scaling.eval.mteb_tasks import evaluate_mteb
 from scaling.models.encoder import DualEncoder
@@ -21,16 +21,16 @@ from scaling.plan import TrialPlan
 
 def evaluate_plan(plan: TrialPlan, model_dir: str | Path, *, prefill: bool = True) -> EvalResult:
     """``prefill=False``: the actor pool has already encoded the suites (``run_evaluation``)."""
-    encoder = DualEncoder.load(model_dir)
-    model_key = model_fingerprint(encoder)  # the weights are fixed for the whole stage: once
     config, suites = plan.eval, plan.read_benchmarks()
+    model_key = folder_fingerprint(model_dir)  # recorded at saving; the weights are fixed for the whole stage
     if config.encoder == "ray-data":
-        if prefill:
+        if prefill:  # before this process loads the model: the actors hold the only copies while they encode
             from scaling.eval.sharded_encoding import prefill_embeddings
 
-            prefill_embeddings(str(model_dir), encoder, model_key, suites, config, plan.resources.eval_cpus,
-                               plan.resources.eval_gpus)
+            prefill_embeddings(str(model_dir), DualEncoder.saved_config(model_dir)[0], model_key, suites, config,
+                               plan.resources.eval_cpus, plan.resources.eval_gpus)
         config = replace(config, use_cache=True)  # read what the pool wrote (use_cache=False: it encoded anew)
+    encoder = DualEncoder.load(model_dir)
     result = EvalResult()
     for suite in suites:
         evaluate_suite(encoder, suite, config, result, model_key)
@@ -45,11 +45,15 @@ def _load_from_checkpoint(checkpoint, model_folder: str) -> DualEncoder:
 
 
 def _prefill_checkpoint(plan_location: str, checkpoint, model_folder: str) -> None:
+    """The driver of the actor pool: it reserves nothing, so it loads no weights (the key is the
+    fingerprint recorded beside the saved model; the actors load their own copies)."""
     from scaling.eval.sharded_encoding import prefill_embeddings
 
     plan = TrialPlan.read(plan_location)
-    encoder = _load_from_checkpoint(checkpoint, model_folder)  # for the cache key; the actors load their own
-    prefill_embeddings(partial(_load_from_checkpoint, checkpoint, model_folder), encoder, model_fingerprint(encoder),
+    with checkpoint.as_directory() as folder:
+        model_key = folder_fingerprint(Path(folder) / model_folder)
+        encoder_config = DualEncoder.saved_config(Path(folder) / model_folder)[0]
+    prefill_embeddings(partial(_load_from_checkpoint, checkpoint, model_folder), encoder_config, model_key,
                        plan.read_benchmarks(), plan.eval, plan.resources.eval_cpus, plan.resources.eval_gpus)
 
 

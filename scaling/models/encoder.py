@@ -243,21 +243,29 @@ class DualEncoder(nn.Module):
         (folder / "encoder.json").write_text(json.dumps(settings, indent=1))
         return folder
 
-    @classmethod
-    def load(cls, folder: str | Path) -> "DualEncoder":
-        """Load what ``save`` wrote, with the pooling and prefixes it was trained with."""
+    @staticmethod
+    def saved_config(folder: str | Path) -> tuple[EncoderConfig, bool]:
+        """(the configuration ``load`` builds from, whether the folder holds a LoRA adapter alone),
+        read from ``encoder.json`` without loading any weights."""
         folder = Path(folder)
         settings = json.loads((folder / "encoder.json").read_text())
         if settings.pop("adapter", False):
+            return EncoderConfig(**settings), True
+        settings.update(model=str(folder), freeze_word_embeddings=False)
+        return EncoderConfig(**settings), False
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "DualEncoder":
+        """Load what ``save`` wrote, with the pooling and prefixes it was trained with."""
+        config, adapter = cls.saved_config(folder)
+        encoder = cls.from_config(config)
+        if adapter:
             from safetensors.torch import load_file
 
             from scaling.models.lora import load_adapter_state
 
-            encoder = cls.from_config(EncoderConfig(**settings))
-            load_adapter_state(encoder.backbone, load_file(str(folder / "adapter_model.safetensors")))
-            return encoder
-        settings.update(model=str(folder), freeze_word_embeddings=False)
-        return cls.from_config(EncoderConfig(**settings))
+            load_adapter_state(encoder.backbone, load_file(str(Path(folder) / "adapter_model.safetensors")))
+        return encoder
 
     def trainable_state(self) -> dict:
         """What a resume checkpoint keeps: the adapter under LoRA, else the whole backbone."""

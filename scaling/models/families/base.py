@@ -10,7 +10,9 @@ adapter in each.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -20,6 +22,7 @@ from scaling.models.encoder import DualEncoder, EncoderConfig
 
 log = logging.getLogger(__name__)
 _SAMPLES_PER_TENSOR = 4096
+FINGERPRINT_FILE = "fingerprint.json"  # beside a saved model: its weights' fingerprint and the folder's file sizes
 
 
 def ensure_pad_token(tokenizer, model: str) -> int:
@@ -50,6 +53,46 @@ def weights_fingerprint(module: torch.nn.Module) -> str:
             h.update(sample.numpy().tobytes())
             h.update(sums.numpy().tobytes())
     return h.hexdigest()
+
+
+def _folder_digest(folder: Path) -> dict[str, str]:
+    """Each file's size and a hash of 16 evenly spaced 64 KiB pieces: about 1 MiB read per file,
+    whatever the model's size, and weights written over the folder change it."""
+    out = {}
+    for path in sorted(folder.iterdir()):
+        if not path.is_file() or path.name == FINGERPRINT_FILE or path.name.startswith("."):
+            continue
+        size, h = path.stat().st_size, hashlib.blake2b(digest_size=16)
+        with open(path, "rb") as f:
+            for offset in sorted({(size - 65536) * i // 15 for i in range(16)} if size > 65536 else {0}):
+                f.seek(offset)
+                h.update(f.read(65536))
+        out[path.name] = f"{size}:{h.hexdigest()}"
+    return out
+
+
+def write_saved_fingerprint(folder: str | Path, fingerprint: str) -> None:
+    """Record ``fingerprint`` beside the model just saved in ``folder``, with a digest of its
+    files, so the evaluation stage can key the embedding cache without loading a 7B model."""
+    folder = Path(folder)
+    tmp = folder / f".{FINGERPRINT_FILE}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps({"fingerprint": fingerprint, "files": _folder_digest(folder)}, indent=1))
+    os.replace(tmp, folder / FINGERPRINT_FILE)
+
+
+def saved_fingerprint(folder: str | Path) -> str | None:
+    """The fingerprint ``write_saved_fingerprint`` recorded, or None when there is none or the
+    folder's files changed since (one replaced, added or removed): the caller then loads the
+    model and computes it."""
+    folder = Path(folder)
+    try:
+        saved = json.loads((folder / FINGERPRINT_FILE).read_text())
+        files = _folder_digest(folder)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(saved, dict) or files != saved.get("files") or not isinstance(saved.get("fingerprint"), str):
+        return None
+    return saved["fingerprint"]
 
 
 def check_model_settings(config: EncoderConfig, *, path: str | None = None, model_class: type | None = None) -> None:
@@ -115,8 +158,11 @@ class ModelFamily:
         encoder.load_trainable_state(state)
 
     def save(self, encoder: DualEncoder, folder: str | Path) -> Path:
-        """The final model: a Hugging Face folder plus ``encoder.json`` (``DualEncoder.load`` reads it)."""
-        return encoder.save(folder)
+        """The final model: a Hugging Face folder plus ``encoder.json`` (``DualEncoder.load`` reads
+        it) and ``fingerprint.json`` (``saved_fingerprint``: the cache key without loading it)."""
+        folder = encoder.save(folder)
+        write_saved_fingerprint(folder, self.fingerprint(encoder))
+        return folder
 
     def fingerprint(self, encoder: DualEncoder) -> str:
         """Identity of the weights for the embedding cache."""
