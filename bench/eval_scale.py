@@ -15,15 +15,17 @@
    and metrics alone).
 3. ``encoding``: the same texts (SIB-200 test sentences of the first 100 languages, shuffled with a
    fixed seed, cycled to ``--n``; parallel-qa without a data directory) encoded by
-   multilingual-e5-small three ways in one run: the Ray Data actor pool
-   (``scaling.eval.sharded_encoding``, its wall time including the actors' start and model load;
-   the cluster's own start is printed apart), this process's ``DualEncoder.encode``, and
-   sentence-transformers' ``encode`` on the same converted model folder. Prints texts/s of each,
-   the agreement of the vectors and the ratios of the Ray Data path to the other two.
+   multilingual-e5-small, saved as training saves a model, three ways in one run: the Ray Data
+   actor pool (``scaling.eval.sharded_encoding``, one run per ``--actors`` count; its wall time
+   includes the actors' start and model load; the cluster's own start is printed apart), this
+   process's ``DualEncoder.load`` and ``encode`` (the local evaluation stage), and
+   sentence-transformers on the same folder. Prints texts/s of each from the folder (model load
+   included, as both stage paths must load it) and for the encoding alone, the agreement of the
+   vectors and the ratios of the Ray Data path to the other two.
 
     python bench/eval_scale.py ranking [--queries 10000] [--sizes 100000,1000000,4000000] [--memory-mb 256]
     SCALING_DATA_DIR=../shared/data python bench/eval_scale.py sib-200 --languages deu_Latn,fra_Latn,zho_Hans
-    SCALING_DATA_DIR=../shared/data python bench/eval_scale.py encoding [--n 20000] [--actors 2] [--batch-size 64]
+    SCALING_DATA_DIR=../shared/data python bench/eval_scale.py encoding [--n 20000] [--actors 1,2] [--batch-size 64]
 """
 
 import argparse
@@ -186,13 +188,12 @@ def encoding_texts(n: int, data_dir: str | None, seed: int = 0):
 
 def encoding(args) -> None:
     import os
-    from functools import partial
 
     import ray
     import torch
     from sentence_transformers import SentenceTransformer, models
 
-    from scaling.eval.embeddings import model_fingerprint
+    from scaling.eval.embeddings import folder_fingerprint
     from scaling.eval.sharded_encoding import ShardedEncodingConfig, encode_sharded
     from scaling.models.encoder import DualEncoder, EncoderConfig
     from scaling.models.families import family_for
@@ -200,55 +201,66 @@ def encoding(args) -> None:
     table, source = encoding_texts(args.n, args.data_dir)
     texts = table.column("text").to_pylist()
     config = EncoderConfig(max_length=args.max_length)
-    encoder = DualEncoder.from_config(config)
-    key = model_fingerprint(encoder)
+    work = Path(tempfile.mkdtemp(prefix="eval-scale-encoding-", dir=args.dir))
+    model = family_for(config.model).save(DualEncoder.from_config(config), work / "model")  # as training leaves it
     cpus = os.cpu_count() or 1
-    print(f"{len(texts):,} texts from {source}, multilingual-e5-small, batch {args.batch_size}, max length "
-          f"{args.max_length}; {cpus} CPUs, load average {os.getloadavg()[0]:.1f} at the start", flush=True)
+    print(f"{len(texts):,} texts from {source}, multilingual-e5-small saved as a trained model folder, batch "
+          f"{args.batch_size}, max length {args.max_length}; {cpus} CPUs, load average {os.getloadavg()[0]:.1f} at the "
+          "start. 'from the folder' includes loading the model (both paths must); 'encode' excludes it", flush=True)
     rates, vectors = {}, {}
 
+    def report(name, load, encode, note=""):
+        rates[name] = len(texts) / (load + encode)
+        print(f"{name:<30}{rates[name]:8.1f} texts/s from the folder ({load:.1f} s load), "
+              f"{len(texts) / encode:8.1f} texts/s encode{note}", flush=True)
+
+    start = time.perf_counter()
+    encoder = DualEncoder.load(model)
+    load = time.perf_counter() - start
     start = time.perf_counter()
     vectors["single process"] = encoder.encode(texts, "passage", batch_size=args.batch_size, device="cpu")
-    rates["single process"] = len(texts) / (time.perf_counter() - start)
-    print(f"{'single process':<24}{rates['single process']:8.1f} texts/s  ({torch.get_num_threads()} torch threads)",
-          flush=True)
+    report("single process", load, time.perf_counter() - start, f"  ({torch.get_num_threads()} torch threads)")
+    del encoder
 
-    word = models.Transformer(family_for(config.model).weights_path(config), max_seq_length=args.max_length)
+    start = time.perf_counter()
+    word = models.Transformer(str(model), max_seq_length=args.max_length)
     dim = getattr(word, "get_embedding_dimension", None) or word.get_word_embedding_dimension
-    st = SentenceTransformer(modules=[word, models.Pooling(dim(), "mean"),
-                                      models.Normalize()], device="cpu")
+    st = SentenceTransformer(modules=[word, models.Pooling(dim(), "mean"), models.Normalize()], device="cpu")
+    load = time.perf_counter() - start
     start = time.perf_counter()
     vectors["sentence-transformers"] = st.encode([config.passage_prefix + t for t in texts], batch_size=args.batch_size,
                                                  convert_to_numpy=True)
-    rates["sentence-transformers"] = len(texts) / (time.perf_counter() - start)
-    print(f"{'sentence-transformers':<24}{rates['sentence-transformers']:8.1f} texts/s", flush=True)
+    report("sentence-transformers", load, time.perf_counter() - start)
     del st, word
 
     start = time.perf_counter()
     ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
-    started = time.perf_counter() - start
-    pool = ShardedEncodingConfig(actors=args.actors, cpus_per_actor=cpus / args.actors, batch_size=args.batch_size,
-                                 shard_rows=args.shard_rows)
-    folder = Path(tempfile.mkdtemp(prefix="eval-scale-encoding-", dir=args.dir))
+    print(f"(Ray cluster start {time.perf_counter() - start:.1f} s, not counted: a study's cluster is already up)")
     try:
-        start = time.perf_counter()
-        out = encode_sharded(partial(DualEncoder.from_config, config), table, "passage", model_key=key,
-                             encoder_config=encoder.config, config=pool, cache_dir=folder)
-        wall = time.perf_counter() - start
-        vectors["ray data"] = out.embeddings()
+        for actors in (int(a) for a in str(args.actors).split(",")):
+            pool = ShardedEncodingConfig(actors=actors, cpus_per_actor=cpus / actors, batch_size=args.batch_size,
+                                         shard_rows=args.shard_rows)
+            start = time.perf_counter()
+            out = encode_sharded(str(model), table, "passage", model_key=folder_fingerprint(model),
+                                 encoder_config=DualEncoder.saved_config(model)[0], config=pool,
+                                 cache_dir=work / f"cache-{actors}")
+            wall = time.perf_counter() - start
+            name = f"ray data, {actors} x {max(1, int(cpus / actors))} threads"
+            vectors[name] = out.embeddings()
+            encode = out.shard_seconds / actors
+            report(name, wall - encode, encode, f"  ({out.total_shards} shards of {args.shard_rows}; 'load' here is "
+                   "the wall time beyond the actors' shard time: their start, model load and waits)")
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
         ray.shutdown()
-    rates["ray data"] = len(texts) / wall
-    print(f"{'ray data':<24}{rates['ray data']:8.1f} texts/s  ({args.actors} actors x {max(1, int(cpus / args.actors))} "
-          f"threads, {out.total_shards} shards of {args.shard_rows}; actor start and model load included; "
-          f"cluster start {started:.1f} s apart, {len(texts) / (wall + started):.1f} texts/s with it)", flush=True)
-    for name in ("sentence-transformers", "ray data"):
-        cos = (vectors[name] * vectors["single process"]).sum(axis=1)
-        print(f"agreement with the single process: {name} min cosine {cos.min():.6f}")
+    for name in vectors:
+        if name != "single process":
+            cos = (vectors[name] * vectors["single process"]).sum(axis=1)
+            print(f"agreement with the single process: {name} min cosine {cos.min():.6f}")
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
-    print(f"ray data / single process {rates['ray data'] / rates['single process']:.2f}x, ray data / "
-          f"sentence-transformers {rates['ray data'] / rates['sentence-transformers']:.2f}x (goal: >= 1.0 for both)")
+    for name in (n for n in rates if n.startswith("ray data")):
+        print(f"{name} / single process {rates[name] / rates['single process']:.2f}x, / sentence-transformers "
+              f"{rates[name] / rates['sentence-transformers']:.2f}x, from the folder (goal: >= 1.0 for both)")
 
 
 def main() -> None:
@@ -272,7 +284,7 @@ def main() -> None:
     s.add_argument("--random-embeddings", action="store_true", help="no encoder: time loading, ranks and metrics")
     e = sub.add_parser("encoding", help="Ray Data actor pool vs single process vs sentence-transformers")
     e.add_argument("--n", type=int, default=20_000)
-    e.add_argument("--actors", type=int, default=2)
+    e.add_argument("--actors", default="1,2", help="actor counts to run, comma-separated (threads: CPUs / actors)")
     e.add_argument("--batch-size", type=int, default=64)
     e.add_argument("--max-length", type=int, default=128)
     e.add_argument("--shard-rows", type=int, default=2048)

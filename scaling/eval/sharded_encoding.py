@@ -252,6 +252,7 @@ class ShardedEncoding:
     encoded_shards: int  # shards encoded by this call (0: all were on disk)
     total_shards: int
     seconds: float
+    shard_seconds: float = 0.0  # the actors' time in those shards, summed (the rest of ``seconds``: start-up, waits)
 
     def embeddings(self) -> np.ndarray:
         """Every row as one float32 array, in input order (for pools that fit in memory)."""
@@ -304,8 +305,9 @@ def encode_sharded(source: ModelSource, texts, kind: TextKind, *, model_key: str
     lang_codes = pa.array(np.fromiter((codes[x] for x in column.lang.to_pylist()), np.int16, n))
     missing = [i for i, (a, b) in enumerate(bounds) if not shard_done(folder, i, b - a)]
     progress = Progress(n, n - sum(bounds[i][1] - bounds[i][0] for i in missing), config.progress)
+    shard_seconds = 0.0
     if missing:
-        _run_pool(source, max_length, kind, folder, config, column, lang_codes, bounds, missing, progress)
+        shard_seconds = _run_pool(source, max_length, kind, folder, config, column, lang_codes, bounds, missing, progress)
     progress.close()
     sizes = {lang: int(c) for lang, c in zip(*np.unique(np.asarray(column.lang.to_pylist()), return_counts=True))}
     (folder / "encoding.json").write_text(json.dumps({"kind": kind, "rows": n, "settings": encoding_settings(encoder_config),
@@ -318,11 +320,13 @@ def encode_sharded(source: ModelSource, texts, kind: TextKind, *, model_key: str
     tmp = folder / f".{POOL_FILE}.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(meta, indent=1))
     os.replace(tmp, folder / POOL_FILE)
-    return ShardedEncoding(ShardedPool(folder), key, len(missing), len(bounds), time.perf_counter() - start)
+    return ShardedEncoding(ShardedPool(folder), key, len(missing), len(bounds), time.perf_counter() - start,
+                           shard_seconds)
 
 
 def _run_pool(source, max_length, kind, folder: Path, config: ShardedEncodingConfig, column: TextColumn,
-              lang_codes: pa.Array, bounds, missing: list[int], progress: Progress) -> None:
+              lang_codes: pa.Array, bounds, missing: list[int], progress: Progress) -> float:
+    """Encode the ``missing`` shards; returns the actors' seconds in them, summed."""
     import ray
     import ray.data
 
@@ -346,11 +350,11 @@ def _run_pool(source, max_length, kind, folder: Path, config: ShardedEncodingCon
                          compute=ray.data.ActorPoolStrategy(size=min(config.actors, len(missing))),
                          num_cpus=config.cpus_per_actor,
                          num_gpus=config.gpus_per_actor or None)
-    done = 0
+    seconds = 0.0
     try:
         for batch in out.iter_batches(batch_size=None, batch_format="pyarrow"):
+            seconds += sum(batch.column("seconds").to_pylist())
             for rows in batch.column("rows").to_pylist():
-                done += 1
                 progress.advance(rows)
     except Exception as exc:
         progress.close()
@@ -358,6 +362,7 @@ def _run_pool(source, max_length, kind, folder: Path, config: ShardedEncodingCon
         raise RuntimeError(f"sharded encoding failed with {kept} of {len(bounds)} shards on disk in {folder} "
                            f"({type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}); "
                            "run it again to encode only the missing shards") from exc
+    return seconds
 
 
 def prefill_embeddings(source: ModelSource, encoder_config: EncoderConfig, model_key: str, suites, eval_config,
