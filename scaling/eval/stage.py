@@ -22,15 +22,18 @@ from scaling.plan import TrialPlan
 def evaluate_plan(plan: TrialPlan, model_dir: str | Path, *, prefill: bool = True) -> EvalResult:
     """``prefill=False``: the actor pool has already encoded the suites (``run_evaluation``)."""
     config, suites = plan.eval, plan.read_benchmarks()
-    model_key = folder_fingerprint(model_dir)  # recorded at saving; the weights are fixed for the whole stage
+    pooled = config.encoder == "ray-data" and prefill  # the actors hold the only copies while they encode
+    encoder = None if pooled else DualEncoder.load(model_dir)
+    model_key = folder_fingerprint(model_dir, encoder)  # recorded at saving; the weights are fixed for the whole stage
     if config.encoder == "ray-data":
-        if prefill:  # before this process loads the model: the actors hold the only copies while they encode
+        if prefill:
             from scaling.eval.sharded_encoding import prefill_embeddings
 
             prefill_embeddings(str(model_dir), DualEncoder.saved_config(model_dir)[0], model_key, suites, config,
                                plan.resources.eval_cpus, plan.resources.eval_gpus)
         config = replace(config, use_cache=True)  # read what the pool wrote (use_cache=False: it encoded anew)
-    encoder = DualEncoder.load(model_dir)
+    if encoder is None:
+        encoder = DualEncoder.load(model_dir)
     result = EvalResult()
     for suite in suites:
         evaluate_suite(encoder, suite, config, result, model_key)
