@@ -72,7 +72,8 @@ class ShardedEncodingConfig:
     @classmethod
     def for_resources(cls, eval_cpus: float, eval_gpus: float, **kwargs) -> "ShardedEncodingConfig":
         """One actor per whole reserved GPU (a fraction: one actor on it), else one per whole
-        CPU; the reserved CPUs are split evenly between the actors."""
+        CPU (on 2 cores, 2 actors x 1 thread encoded 13% faster than 1 x 2 threads:
+        ``bench/eval_scale.py encoding``); the reserved CPUs are split evenly between the actors."""
         if eval_gpus >= 1:
             actors = int(eval_gpus)
         elif eval_gpus > 0:
