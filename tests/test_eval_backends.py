@@ -82,7 +82,8 @@ def _same_rows_to_near_ties(got, want) -> None:
     assert [r[:5] for r in got] == [r[:5] for r in want]
     flipped = [(g, w) for g, w in zip(got, want) if g[5] != w[5]]
     assert len(flipped) <= len(want) // 10, flipped[:5]
-    assert all(abs(g[5] - w[5]) <= 1e-3 * max(1.0, abs(w[5])) for g, w in flipped), flipped[:5]  # a rank or so
+    # one swapped pair moves a mean over a language's 30 queries by at most 1/30 of a query's value
+    assert all(abs(g[5] - w[5]) <= 0.04 * max(1.0, abs(w[5])) for g, w in flipped), flipped[:5]
 
 
 def test_faiss_backend_gives_the_same_metric_rows_on_a_real_suite(suite, wide_encoder, tmp_path):

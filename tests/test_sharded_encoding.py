@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 
 from scaling.data.errors import DataError
-from scaling.eval.sharded_encoding import Progress, ShardedEncodingConfig, TextColumn, encode_sharded, shard_done
+from scaling.eval.sharded_encoding import Progress, ShardedEncodingConfig, TextColumn, encode_sharded, shard_bounds, shard_done
 from scaling.eval.shards import _shard
 from scaling.models.encoder import DualEncoder, EncoderConfig
 
@@ -74,6 +74,21 @@ def test_pool_follows_the_evaluation_reservation():
     assert ShardedEncodingConfig.for_resources(0.5, 0).actors == 1
 
 
+def test_shard_layout_tapers_the_last_two_shards_into_halves():
+    """By hand: 20,000 rows in shards of 2,048 are 8 full shards, then 3,616 rows in halves of
+    what is left (1,808, 904, 452) with the last 452 kept whole (a half would leave a piece
+    under 2,048 / 8 = 256); a layout of at most two shards is not tapered."""
+    sizes = lambda n, rows: [b - a for a, b in shard_bounds(n, rows)]  # noqa: E731
+    assert sizes(20_000, 2048) == [2048] * 8 + [1808, 904, 452, 452]
+    assert sizes(230, 40) == [40, 40, 40, 40, 35, 17, 9, 9]
+    assert sizes(400, 40) == [40] * 9 + [20, 10, 5, 5]
+    assert sizes(80, 40) == [40, 40] and sizes(240, 2048) == [240] and sizes(1, 5) == [1]
+    for n, rows in [(81, 40), (4097, 2048), (50, 1), (1000, 7)]:
+        bounds = shard_bounds(n, rows)
+        assert bounds[0][0] == 0 and bounds[-1][1] == n and all(b == c for (_, b), (c, _) in zip(bounds, bounds[1:]))
+        assert all(0 < b - a <= rows for a, b in bounds)
+
+
 def test_text_fingerprint_sees_every_field_and_boundary():
     base = TextColumn.of(pa.table({"text": ["ab", "c"], "id": ["1", "2"], "lang": ["en", "en"]}))
     same = TextColumn.of(pa.table({"text": pa.chunked_array([["ab"], ["c"]]), "id": ["1", "2"], "lang": ["en", "en"]}))
@@ -129,7 +144,12 @@ def test_two_actors_equal_one_process_e5(tmp_path, ray_local):
     out = encode_sharded(partial(DualEncoder.from_config, config), table, "passage",
                          model_key=model_fingerprint(encoder), encoder_config=encoder.config, config=TWO,
                          cache_dir=tmp_path)
-    assert (out.encoded_shards, out.total_shards, out.pool.shard_rows) == (6, 6, (40,) * 5 + (30,))
+    assert (out.encoded_shards, out.total_shards, out.pool.shard_rows) == (8, 8, (40, 40, 40, 40, 35, 17, 9, 9))
+    assert sorted(t.shard for t in out.timeline) == list(range(8)) and sum(t.rows for t in out.timeline) == 230
+    assert len({t.actor for t in out.timeline}) <= 2 and all(out.started <= t.started <= t.ended for t in out.timeline)
+    phases = out.phases()
+    assert phases["start"] + phases["all busy"] + phases["tail"] + phases["after"] == pytest.approx(out.seconds, abs=0.05)
+    assert 0 <= phases["idle share"] < 1
     got = out.embeddings()
     assert got.dtype == np.float32 and got.shape == reference.shape
     cos = (got * reference).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(reference, axis=1)
@@ -171,14 +191,54 @@ class CountingLoader:
         return encoder
 
 
+class LoadCounter:
+    """Loads the tiny model and leaves a file in ``loads`` for each load (one per actor)."""
+
+    def __init__(self, model: Path, loads: Path) -> None:
+        self.model, self.loads = str(model), loads
+
+    def __call__(self) -> DualEncoder:
+        (self.loads / uuid.uuid4().hex).touch()
+        return DualEncoder.load(self.model)
+
+
+def test_several_collections_share_one_pool_and_its_model_loads(tmp_path, ray_local, tiny_model):
+    """A benchmark's queries and candidates (and a repeated collection) in one pool run: each
+    actor loads the model once for all of them, the same texts are encoded once, and every
+    collection gets the vectors one process gives it."""
+    from scaling.eval.sharded_encoding import encode_collections
+
+    loads = tmp_path / "loads"
+    loads.mkdir()
+    queries, passages = _texts(90), _texts(130).slice(40)
+    encoder = DualEncoder.load(tiny_model)
+    out = encode_collections(LoadCounter(tiny_model, loads), [(queries, "query"), (passages, "passage"),
+                                                              (queries, "query")],
+                             model_key="tiny", encoder_config=encoder.config, config=TWO, cache_dir=tmp_path)
+    assert 1 <= len(list(loads.iterdir())) <= 2  # one load per actor, not one per collection
+    assert out[0].key == out[2].key != out[1].key and out[0].pool.folder == out[2].pool.folder
+    assert [o.total_shards for o in out] == [len(shard_bounds(90, 40)), len(shard_bounds(90, 40)),
+                                             len(shard_bounds(90, 40))]
+    assert sorted((t.key, t.shard) for t in out[0].timeline) == sorted(
+        [(out[0].key, i) for i in range(out[0].total_shards)] + [(out[1].key, i) for i in range(out[1].total_shards)])
+    for result, (table, kind) in zip(out, [(queries, "query"), (passages, "passage"), (queries, "query")]):
+        want = encoder.encode(table.column("text").to_pylist(), kind, batch_size=16, device="cpu")
+        assert np.abs(result.embeddings() - want).max() < 1e-3  # fp16 rounding
+    again = encode_collections(LoadCounter(tiny_model, loads), [(passages, "passage")], model_key="tiny",
+                               encoder_config=encoder.config, config=TWO, cache_dir=tmp_path)
+    assert again[0].encoded_shards == 0 and len(list(loads.iterdir())) <= 2  # cached: no pool, no load
+
+
 def test_killed_job_resumes_from_its_shards(tmp_path, ray_local, tiny_model):
-    table = _texts(400)  # 10 shards of 40
+    table = _texts(400)  # 13 shards: 9 of 40, then 20, 10, 5, 5
+    bounds = shard_bounds(400, 40)
+    assert len(bounds) == 13
     kwargs = dict(model_key="tiny", encoder_config=DualEncoder.load(tiny_model).config, config=TWO)
     whole = tmp_path / "whole-calls"
     whole.mkdir()
     uninterrupted = encode_sharded(CountingLoader(tiny_model, whole), table, "passage", cache_dir=tmp_path / "a",
                                    **kwargs)
-    assert len(list(whole.iterdir())) == 10
+    assert len(list(whole.iterdir())) == 13
 
     first, second = tmp_path / "first-calls", tmp_path / "second-calls"
     first.mkdir()
@@ -188,13 +248,14 @@ def test_killed_job_resumes_from_its_shards(tmp_path, ray_local, tiny_model):
                        **kwargs)
     folder = tmp_path / "b" / "sharded" / uninterrupted.key
     assert not (folder / "pool.json").exists()  # unfinished
-    kept = [i for i in range(10) if shard_done(folder, i, 40)]
-    assert 4 <= len(kept) < 10 and len(list(first.iterdir())) == len(kept)
+    kept = [i for i, (a, b) in enumerate(bounds) if shard_done(folder, i, b - a)]
+    assert 4 <= len(kept) < 13 and len(list(first.iterdir())) == len(kept)
     assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]  # no half-written shard
     before = {i: _shard(folder, i, "emb").stat().st_mtime_ns for i in kept}
 
     resumed = encode_sharded(CountingLoader(tiny_model, second), table, "passage", cache_dir=tmp_path / "b", **kwargs)
-    assert len(list(second.iterdir())) == 10 - len(kept) == resumed.encoded_shards  # only the missing shards
+    assert len(list(second.iterdir())) == 13 - len(kept) == resumed.encoded_shards  # only the missing shards
+    assert sorted(t.shard for t in resumed.timeline) == sorted(set(range(13)) - set(kept))
     assert {i: _shard(folder, i, "emb").stat().st_mtime_ns for i in kept} == before  # kept shards untouched
     assert np.array_equal(resumed.embeddings(), uninterrupted.embeddings())
     ids = np.concatenate([c.ids for c in resumed.pool.chunks(400)])
@@ -249,6 +310,26 @@ def test_stage_prefill_gives_the_local_metrics(tmp_path, ray_local, monkeypatch)
     assert any("ranked from shards" in n for n in streamed.notes)
     assert {(r.benchmark, r.setting, r.query_lang, r.candidate_lang, r.metric): r.value
             for r in streamed.records} == pytest.approx(got, abs=1e-9)
+
+
+def test_a_saved_model_loads_its_weights_only_for_what_the_cache_lacks(tmp_path, tiny_model):
+    """The pooled stage's stand-in: from a full cache it ranks without loading the weights; with
+    an entry missing it loads them once and gives the loaded encoder's metrics."""
+    from scaling.data import load_benchmark
+    from scaling.eval.embeddings import SavedModel, folder_fingerprint
+    from scaling.eval.evaluate import EvalConfig, evaluate_suite
+
+    suite, key = load_benchmark("parallel-qa:eval"), folder_fingerprint(tiny_model)
+    config = EvalConfig(cache_dir=str(tmp_path), max_length=16)
+    want = evaluate_suite(DualEncoder.load(tiny_model), suite, EvalConfig(max_length=16, use_cache=False), model_key=key)
+    cold = SavedModel(tiny_model)
+    first = evaluate_suite(cold, suite, config, model_key=key)
+    assert cold.loaded and cold.encoder().config.max_length == 16 and not any(first.cached.values())
+    warm = SavedModel(tiny_model)
+    again = evaluate_suite(warm, suite, config, model_key=key)
+    assert not warm.loaded and all(again.cached.values())
+    rows = lambda r: sorted((x.setting, x.query_lang, x.candidate_lang, x.metric, x.value) for x in r.records)  # noqa: E731
+    assert rows(first) == rows(again) == rows(want) and len(want.records) > 100
 
 
 def test_eval_encoder_setting_is_checked():

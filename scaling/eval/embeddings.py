@@ -29,9 +29,9 @@ from scaling.models.encoder import DualEncoder, EncoderConfig
 POOL_KEY = "candidates_pool"  # meta.json: the entry's candidates are this pool folder (relative to the cache)
 
 
-def encoding_settings(encoder: "DualEncoder | EncoderConfig") -> dict:
+def encoding_settings(encoder: "DualEncoder | SavedModel | EncoderConfig") -> dict:
     """What, besides the weights, changes an embedding (prefixes, pooling, length, normalisation)."""
-    config = encoder.config if isinstance(encoder, DualEncoder) else encoder
+    config = encoder if isinstance(encoder, EncoderConfig) else encoder.config
     return {k: v for k, v in asdict(config).items() if k not in ("model", "num_layers", "freeze_word_embeddings")}
 
 
@@ -51,6 +51,31 @@ def folder_fingerprint(folder: str | Path, encoder: DualEncoder | None = None) -
     if saved is not None:
         return saved
     return model_fingerprint(encoder if encoder is not None else DualEncoder.load(folder))
+
+
+class SavedModel:
+    """A saved model folder standing in for its encoder until a text must be encoded: the
+    configuration comes from ``encoder.json`` and the cache key from the recorded fingerprint,
+    so a stage whose embeddings an actor pool already wrote ranks them without loading the
+    weights (a 7B model is minutes and tens of GB); ``encoder()`` loads them on first use."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.config = DualEncoder.saved_config(self.folder)[0]  # evaluation may override max_length
+        self._encoder: DualEncoder | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._encoder is not None
+
+    def encoder(self) -> DualEncoder:
+        if self._encoder is None:
+            self._encoder = DualEncoder.load(self.folder)
+        self._encoder.config = self.config
+        return self._encoder
+
+    def encode(self, texts, kind, **kwargs) -> np.ndarray:
+        return self.encoder().encode(texts, kind, **kwargs)
 
 
 @dataclass(frozen=True)

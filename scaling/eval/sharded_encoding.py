@@ -4,10 +4,11 @@ Why: one process on one device is today's evaluation path; a 1M-passage corpus w
 needs every GPU the evaluation stage reserves, and a crash must not lose hours of encoding.
 
 How: the rows are ordered by length (UTF-8 bytes, longest first: ``length_order``) and cut into
-shards of ``shard_rows`` consecutive texts, so a shard's batches carry little padding, as if the
-whole corpus were sorted at once, and the slowest shards start first; one Ray Data row (and
-block) per shard that is not yet on disk goes through ``map_batches`` on an actor pool, each
-actor loading the model once and encoding its shard in length-sorted batches
+shards of ``shard_rows`` consecutive texts, smaller at the end (``shard_bounds``), so a shard's
+batches carry little padding, as if the whole corpus were sorted at once, the slowest shards
+start first and the last ones finish together; one Ray Data row (and block) per shard that is
+not yet on disk goes through ``map_batches`` on an actor pool, one shard in flight per actor,
+each actor loading the model once and encoding its shard in length-sorted batches
 (``DualEncoder.encode``). The actor writes the shard's files itself (temporary name, then
 rename; the embedding file last), so the driver never holds the embeddings and a rerun after a
 crash encodes only the shards whose files are missing. ``pool.json`` is written when every shard
@@ -40,6 +41,7 @@ from scaling.models.encoder import DualEncoder, EncoderConfig, TextKind
 
 ENCODERS = ("local", "ray-data")  # eval.encoder: this process, or the Ray Data actor pool
 LENGTH_ORDER = "utf8-bytes-descending"  # how rows are laid out over the shards (``length_order``)
+SHARD_LAYOUT = "tapered-halves-min-1/8"  # how the rows are cut into shards (``shard_bounds``)
 ORDER_FILE = "order.npy"  # the input row of each pool row
 UNDETERMINED = "und"  # the language of texts given without one (BCP 47 "undetermined")
 ModelSource = Union[str, Path, Callable[[], DualEncoder]]
@@ -156,8 +158,28 @@ def length_order(text: pa.Array) -> np.ndarray:
     return np.argsort(-lengths, kind="stable").astype(np.int64)
 
 
+def shard_bounds(n: int, shard_rows: int) -> list[tuple[int, int]]:
+    """Rows ``[a, b)`` of each shard: ``shard_rows`` each, but the last ``2 x shard_rows`` rows
+    (of a layout longer than that) are cut in halves of what is left, down to ``shard_rows / 8``.
+
+    Why: the actors take shards as they free up, so the last one to finish runs alone for up to a
+    shard; tapering the tail keeps that to a small piece (on 2 CPU actors and 10 equal shards the
+    lone tail was 7% of the wall time). The layout depends on ``n`` and ``shard_rows`` only, not
+    on the actor count, so a cache filled by one pool resumes under another."""
+    smallest, bounds, a = max(1, shard_rows // 8), [], 0
+    while a < n:
+        left = n - a
+        size = shard_rows if left > 2 * shard_rows or n <= 2 * shard_rows else max(smallest, left // 2)
+        if left - size < smallest:  # no sliver after it
+            size = left
+        bounds.append((a, a + min(size, shard_rows)))
+        a = bounds[-1][1]
+    return bounds
+
+
 def encoding_key(model_key: str, encoder_config: EncoderConfig, texts: TextColumn, kind: str, shard_rows: int) -> str:
-    parts = [model_key, texts.fingerprint(kind), encoding_settings(encoder_config), shard_rows, "float16", LENGTH_ORDER]
+    parts = [model_key, texts.fingerprint(kind), encoding_settings(encoder_config), shard_rows, "float16", LENGTH_ORDER,
+             SHARD_LAYOUT]
     return hashlib.blake2b(json.dumps(parts, sort_keys=True).encode(), digest_size=16).hexdigest()
 
 
@@ -187,31 +209,35 @@ def _load_model(source: ModelSource, max_length: int | None) -> DualEncoder:
 
 
 class _ShardEncoder:
-    """A pool actor: loads the model once, then encodes and writes one shard per input row."""
+    """A pool actor: loads the model once, then encodes and writes one shard per input row (each
+    row names its collection's folder and kind)."""
 
-    def __init__(self, source: ModelSource, max_length: int | None, kind: TextKind, folder: str, batch_size: int,
-                 device: str | None, threads: int) -> None:
+    def __init__(self, source: ModelSource, max_length: int | None, batch_size: int, device: str | None,
+                 threads: int) -> None:
         import torch
 
         torch.set_num_threads(threads)
         self.encoder = _load_model(source, max_length)
-        self.kind, self.folder, self.batch_size = kind, Path(folder), batch_size
+        self.batch_size = batch_size
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        shards, rows, seconds = [], [], []
+        keys, shards, rows, started, ended = [], [], [], [], []
         for row in batch.to_pylist():
-            start = time.perf_counter()
-            emb = self.encoder.encode(row["text"], self.kind, batch_size=self.batch_size, device=self.device)
-            i = row["shard"]
-            _atomic_save(_shard(self.folder, i, "ids"), np.asarray(row["ids"], dtype=str))
-            _atomic_save(_shard(self.folder, i, "lang"), np.asarray(row["lang"], dtype=np.int16))
-            _atomic_save(_shard(self.folder, i, "emb"), emb.astype(np.float16))  # last: marks the shard done
+            started.append(time.time())  # wall clock: comparable across the actors of one machine
+            emb = self.encoder.encode(row["text"], row["kind"], batch_size=self.batch_size, device=self.device)
+            i, folder = row["shard"], Path(row["folder"])
+            _atomic_save(_shard(folder, i, "ids"), np.asarray(row["ids"], dtype=str))
+            _atomic_save(_shard(folder, i, "lang"), np.asarray(row["lang"], dtype=np.int16))
+            _atomic_save(_shard(folder, i, "emb"), emb.astype(np.float16))  # last: marks the shard done
+            keys.append(folder.name)
             shards.append(i)
             rows.append(len(emb))
-            seconds.append(time.perf_counter() - start)
-        return pa.table({"shard": pa.array(shards, pa.int64()), "rows": pa.array(rows, pa.int64()),
-                         "seconds": pa.array(seconds, pa.float64())})
+            ended.append(time.time())
+        return pa.table({"key": pa.array(keys, pa.string()), "shard": pa.array(shards, pa.int64()),
+                         "rows": pa.array(rows, pa.int64()),
+                         "actor": pa.array([os.getpid()] * len(shards), pa.int64()),
+                         "started": pa.array(started, pa.float64()), "ended": pa.array(ended, pa.float64())})
 
 
 class Progress:
@@ -247,13 +273,49 @@ class Progress:
 
 
 @dataclass(frozen=True)
+class ShardTime:
+    """When an actor (by process id) encoded and wrote one shard of a collection (its cache key),
+    in wall-clock seconds."""
+
+    key: str
+    shard: int
+    actor: int
+    started: float
+    ended: float
+    rows: int
+
+
+@dataclass(frozen=True)
 class ShardedEncoding:
     pool: ShardedPool
     key: str
     encoded_shards: int  # shards encoded by this call (0: all were on disk)
     total_shards: int
     seconds: float
-    shard_seconds: float = 0.0  # the actors' time in those shards, summed (the rest of ``seconds``: start-up, waits)
+    timeline: tuple[ShardTime, ...] = ()  # the shards the pool run encoded (of every collection it was given)
+    started: float = 0.0  # wall clock at the call's start (``timeline``'s origin)
+
+    @property
+    def shard_seconds(self) -> float:
+        """The actors' time in their shards, summed (the rest of ``seconds`` x actors: start-up, waits)."""
+        return sum(t.ended - t.started for t in self.timeline)
+
+    def phases(self) -> dict[str, float]:
+        """Where the wall time went: until the first shard started (key, layout, the actors'
+        start and model load), until the first actor ran out of work, the tail after it, and
+        after the last shard (the pool's files); ``idle share`` is the actors' time without a
+        shard between the first start and the last end."""
+        if not self.timeline:
+            return {}
+        by_actor: dict[int, list[ShardTime]] = {}
+        for t in self.timeline:
+            by_actor.setdefault(t.actor, []).append(t)
+        first = min(t.started for t in self.timeline)
+        last = max(t.ended for t in self.timeline)
+        first_done = min(max(t.ended for t in ts) for ts in by_actor.values())
+        return {"start": first - self.started, "all busy": first_done - first, "tail": last - first_done,
+                "after": self.started + self.seconds - last, "actors": float(len(by_actor)),
+                "idle share": 1 - self.shard_seconds / max(1e-9, len(by_actor) * (last - first))}
 
     def embeddings(self) -> np.ndarray:
         """Every row as one float32 array, in input order (for pools that fit in memory)."""
@@ -280,54 +342,115 @@ def encode_sharded(source: ModelSource, texts, kind: TextKind, *, model_key: str
     ``model_fingerprint`` and the encoder's settings; ``max_length`` overrides the latter's, as
     ``eval.max_length`` does). Runs on the Ray cluster this process is connected to (a local one
     is started if none is)."""
-    start = time.perf_counter()
+    return encode_collections(source, [(texts, kind)], model_key=model_key, encoder_config=encoder_config,
+                              config=config, cache_dir=cache_dir, max_length=max_length, use_cache=use_cache)[0]
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """One collection's rows as they go to disk: longest first, cut into ``bounds``."""
+
+    kind: TextKind
+    key: str
+    folder: Path
+    column: TextColumn  # in shard order
+    order: np.ndarray  # the input row of each shard-order row
+    bounds: list[tuple[int, int]]
+    codes: dict[str, int]  # language -> code in the shards' lang files
+    lang_codes: pa.Array
+    missing: list[int]  # shards not on disk
+
+    @classmethod
+    def plan(cls, column: TextColumn, kind: TextKind, key: str, folder: Path, shard_rows: int) -> "_Layout":
+        order = length_order(column.text)  # shards of like lengths: little padding, as one sort over the whole corpus
+        column = column.take(order)
+        bounds = shard_bounds(len(column), shard_rows)
+        langs = column.lang.to_pylist()
+        codes = {lang: i for i, lang in enumerate(sorted(set(langs)))}
+        lang_codes = pa.array(np.fromiter((codes[x] for x in langs), np.int16, len(langs)))
+        missing = [i for i, (a, b) in enumerate(bounds) if not shard_done(folder, i, b - a)]
+        return cls(kind, key, folder, column, order, bounds, codes, lang_codes, missing)
+
+    def rows(self, shards: Sequence[int]) -> int:
+        return sum(self.bounds[i][1] - self.bounds[i][0] for i in shards)
+
+    def shard_bytes(self, shard: int) -> int:
+        """UTF-8 bytes of a shard's texts: its work, for the order in which shards are handed out."""
+        import pyarrow.compute as pc
+
+        a, b = self.bounds[shard]
+        return int(pc.sum(pc.binary_length(self.column.text.slice(a, b - a).cast(pa.binary()))).as_py() or 0)
+
+    def finish(self, model_key: str, encoder_config: EncoderConfig, shard_rows: int) -> ShardedPool:
+        """Write the pool's own files once every shard is on disk (``pool.json`` last)."""
+        folder, n = self.folder, len(self.column)
+        langs, counts = np.unique(np.asarray(self.column.lang.to_pylist()), return_counts=True)
+        sizes = {str(lang): int(c) for lang, c in zip(langs, counts)}
+        (folder / "encoding.json").write_text(json.dumps({
+            "kind": self.kind, "rows": n, "settings": encoding_settings(encoder_config), "model_key": model_key,
+            "shard_rows": shard_rows, "order": LENGTH_ORDER, "layout": SHARD_LAYOUT}, indent=1))
+        _atomic_save(folder / ORDER_FILE, self.order)
+        meta = {"dimension": int(np.load(_shard(folder, 0, "emb"), mmap_mode="r").shape[1]), "codes": self.codes,
+                "sizes": {lang: sizes[lang] for lang in self.codes}, "shards": [b - a for a, b in self.bounds],
+                "dtype": "float16", ORDER_KEY: ORDER_FILE}
+        tmp = folder / f".{POOL_FILE}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(meta, indent=1))
+        os.replace(tmp, folder / POOL_FILE)
+        return ShardedPool(folder)
+
+
+def encode_collections(source: ModelSource, collections: Sequence[tuple[object, TextKind]], *, model_key: str,
+                       encoder_config: EncoderConfig, config: ShardedEncodingConfig = ShardedEncodingConfig(),
+                       cache_dir: str | Path | None = None, max_length: int | None = None,
+                       use_cache: bool = True) -> list[ShardedEncoding]:
+    """``encode_sharded`` for several (texts, kind) collections with one actor pool, so each
+    actor loads the model once for all of them (a benchmark's queries and candidates, every
+    benchmark of a stage); the biggest shards of any collection go first. Every result's
+    ``timeline`` and ``seconds`` are the whole pool run's."""
+    start, wall_start = time.perf_counter(), time.time()
     _check_source(source)
-    column = TextColumn.of(texts)
     if max_length is not None:
         encoder_config = replace(encoder_config, max_length=max_length)
-    key = encoding_key(model_key, encoder_config, column, kind, config.shard_rows)
     from scaling.data.remote import cache_root
 
-    folder = (Path(cache_dir) if cache_dir else cache_root() / "embeddings") / "sharded" / key
-    if use_cache and (folder / POOL_FILE).is_file():
-        pool = ShardedPool(folder)
-        return ShardedEncoding(pool, key, 0, len(pool.shard_rows), time.perf_counter() - start)
-    if not use_cache and folder.exists():
-        import shutil
+    root = (Path(cache_dir) if cache_dir else cache_root() / "embeddings") / "sharded"
+    layouts: list[_Layout | ShardedPool] = []
+    planned: dict[str, _Layout | ShardedPool] = {}  # by key: the same texts given twice are encoded once
+    for texts, kind in collections:
+        column = TextColumn.of(texts)
+        key = encoding_key(model_key, encoder_config, column, kind, config.shard_rows)
+        folder = root / key
+        if key in planned:
+            layouts.append(planned[key])
+            continue
+        if use_cache and (folder / POOL_FILE).is_file():
+            layouts.append(planned.setdefault(key, ShardedPool(folder)))
+            continue
+        if not use_cache and folder.exists():
+            import shutil
 
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    n = len(column)
-    order = length_order(column.text)  # shards of like lengths: little padding, as one sort over the whole corpus
-    column = column.take(order)
-    bounds = [(a, min(n, a + config.shard_rows)) for a in range(0, n, config.shard_rows)]
-    languages = sorted(set(column.lang.to_pylist()))
-    codes = {lang: i for i, lang in enumerate(languages)}
-    lang_codes = pa.array(np.fromiter((codes[x] for x in column.lang.to_pylist()), np.int16, n))
-    missing = [i for i, (a, b) in enumerate(bounds) if not shard_done(folder, i, b - a)]
-    progress = Progress(n, n - sum(bounds[i][1] - bounds[i][0] for i in missing), config.progress)
-    shard_seconds = 0.0
-    if missing:
-        shard_seconds = _run_pool(source, max_length, kind, folder, config, column, lang_codes, bounds, missing, progress)
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        layouts.append(planned.setdefault(key, _Layout.plan(column, kind, key, folder, config.shard_rows)))
+    todo = [layout for layout in planned.values() if isinstance(layout, _Layout)]
+    work = sorted(((layout, i) for layout in todo for i in layout.missing), key=lambda w: -w[0].shard_bytes(w[1]))
+    total = sum(len(layout.column) for layout in todo)
+    progress = Progress(total, total - sum(layout.rows(layout.missing) for layout in todo), config.progress)
+    timeline = _run_pool(source, max_length, config, work, progress) if work else []
     progress.close()
-    sizes = {lang: int(c) for lang, c in zip(*np.unique(np.asarray(column.lang.to_pylist()), return_counts=True))}
-    (folder / "encoding.json").write_text(json.dumps({"kind": kind, "rows": n, "settings": encoding_settings(encoder_config),
-                                                      "model_key": model_key, "shard_rows": config.shard_rows,
-                                                      "order": LENGTH_ORDER}, indent=1))
-    _atomic_save(folder / ORDER_FILE, order)
-    meta = {"dimension": int(np.load(_shard(folder, 0, "emb"), mmap_mode="r").shape[1]), "codes": codes,
-            "sizes": {lang: sizes[lang] for lang in languages}, "shards": [b - a for a, b in bounds], "dtype": "float16",
-            ORDER_KEY: ORDER_FILE}
-    tmp = folder / f".{POOL_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp, folder / POOL_FILE)
-    return ShardedEncoding(ShardedPool(folder), key, len(missing), len(bounds), time.perf_counter() - start,
-                           shard_seconds)
+    timeline = tuple(sorted(timeline, key=lambda t: t.started))
+    pools = {layout.key: layout.finish(model_key, encoder_config, config.shard_rows) for layout in todo}
+    seconds = time.perf_counter() - start
+    return [ShardedEncoding(layout, layout.folder.name, 0, len(layout.shard_rows), seconds, started=wall_start)
+            if isinstance(layout, ShardedPool) else
+            ShardedEncoding(pools[layout.key], layout.key, len(layout.missing), len(layout.bounds), seconds, timeline,
+                            wall_start)
+            for layout in layouts]
 
 
-def _run_pool(source, max_length, kind, folder: Path, config: ShardedEncodingConfig, column: TextColumn,
-              lang_codes: pa.Array, bounds, missing: list[int], progress: Progress) -> float:
-    """Encode the ``missing`` shards; returns the actors' seconds in them, summed."""
+def _run_pool(source, max_length, config: ShardedEncodingConfig, work: list[tuple[_Layout, int]],
+              progress: Progress) -> list[ShardTime]:
+    """Encode each (collection, shard) of ``work``, in that order; returns when and where each was encoded."""
     import ray
     import ray.data
 
@@ -337,33 +460,41 @@ def _run_pool(source, max_length, kind, folder: Path, config: ShardedEncodingCon
     ctx.enable_progress_bars = False  # ours instead (texts/s and an ETA)
     ctx.print_on_execution_start = False
     blocks = []  # one block per shard, so the pool spreads shards over its actors
-    for i in missing:
-        a, b = bounds[i]
-        blocks.append(pa.table({"shard": pa.array([i], pa.int64()),
+    for layout, i in work:
+        a, b = layout.bounds[i]
+        column = layout.column
+        blocks.append(pa.table({"folder": pa.array([str(layout.folder)]), "kind": pa.array([layout.kind]),
+                                "shard": pa.array([i], pa.int64()),
                                 "text": pa.array([column.text.slice(a, b - a).to_pylist()], pa.list_(pa.string())),
                                 "ids": pa.array([column.ids.slice(a, b - a).to_pylist()], pa.list_(pa.string())),
-                                "lang": pa.array([lang_codes.slice(a, b - a).to_pylist()], pa.list_(pa.int16()))}))
+                                "lang": pa.array([layout.lang_codes.slice(a, b - a).to_pylist()],
+                                                 pa.list_(pa.int16()))}))
     ds = ray.data.from_arrow(blocks)
     threads = max(1, int(config.cpus_per_actor))
     out = ds.map_batches(_ShardEncoder, batch_size=1, batch_format="pyarrow",
-                         fn_constructor_args=(source, max_length, kind, str(folder), config.batch_size, config.device,
-                                              threads),
-                         compute=ray.data.ActorPoolStrategy(size=min(config.actors, len(missing))),
+                         fn_constructor_args=(source, max_length, config.batch_size, config.device, threads),
+                         # one shard in flight per actor: a free actor takes the next
+                         # shard, none waits in a busy actor's queue (the tail stays short)
+                         compute=ray.data.ActorPoolStrategy(size=min(config.actors, len(work)),
+                                                            max_tasks_in_flight_per_actor=1),
                          num_cpus=config.cpus_per_actor,
                          num_gpus=config.gpus_per_actor or None)
-    seconds = 0.0
+    timeline = []
     try:
         for batch in out.iter_batches(batch_size=None, batch_format="pyarrow"):
-            seconds += sum(batch.column("seconds").to_pylist())
-            for rows in batch.column("rows").to_pylist():
-                progress.advance(rows)
+            for row in batch.to_pylist():
+                timeline.append(ShardTime(**row))
+                progress.advance(row["rows"])
     except Exception as exc:
         progress.close()
-        kept = sum(shard_done(folder, i, b - a) for i, (a, b) in enumerate(bounds))
-        raise RuntimeError(f"sharded encoding failed with {kept} of {len(bounds)} shards on disk in {folder} "
+        layouts = {id(layout): layout for layout, _ in work}.values()
+        kept = sum(shard_done(lay.folder, i, b - a) for lay in layouts for i, (a, b) in enumerate(lay.bounds))
+        where = ", ".join(str(lay.folder) for lay in layouts)
+        raise RuntimeError(f"sharded encoding failed with {kept} of {sum(len(lay.bounds) for lay in layouts)} shards "
+                           f"on disk in {where} "
                            f"({type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}); "
                            "run it again to encode only the missing shards") from exc
-    return seconds
+    return timeline
 
 
 def prefill_embeddings(source: ModelSource, encoder_config: EncoderConfig, model_key: str, suites, eval_config,
@@ -379,19 +510,22 @@ def prefill_embeddings(source: ModelSource, encoder_config: EncoderConfig, model
                                                  device=eval_config.device)
     if eval_config.max_length is not None:
         encoder_config = replace(encoder_config, max_length=eval_config.max_length)
-    folder, done = cache_folder(eval_config.cache_dir), []
+    folder, todo = cache_folder(eval_config.cache_dir), []
     for suite in suites:
         for bench in suite:
             key = cache_key(encoder_config, bench, model_key)
-            if eval_config.use_cache and (folder / key / "meta.json").is_file():
-                continue
-            parts = [encode_sharded(source, table, kind, model_key=model_key, encoder_config=encoder_config,
-                                    config=config, cache_dir=eval_config.cache_dir, use_cache=eval_config.use_cache,
-                                    max_length=eval_config.max_length)
-                     for table, kind in ((bench.queries, "query"), (bench.candidates, "passage"))]
-            write_entry(folder, key, parts[0].embeddings(), parts[1].pool,  # the candidates stay shards
-                        {"benchmark": bench.name, "model": encoder_config.model,
-                         "settings": encoding_settings(encoder_config), "encode_seconds": sum(p.seconds for p in parts),
-                         "encoder": "ray-data", "actors": config.actors})
-            done += parts
+            if not (eval_config.use_cache and (folder / key / "meta.json").is_file()):
+                todo.append((bench, key))
+    if not todo:
+        return []
+    done = encode_collections(source, [(table, kind) for bench, _ in todo
+                                       for table, kind in ((bench.queries, "query"), (bench.candidates, "passage"))],
+                              model_key=model_key, encoder_config=encoder_config, config=config,
+                              cache_dir=eval_config.cache_dir, use_cache=eval_config.use_cache,
+                              max_length=eval_config.max_length)
+    for (bench, key), queries, candidates in zip(todo, done[0::2], done[1::2]):
+        write_entry(folder, key, queries.embeddings(), candidates.pool,  # the candidates stay shards
+                    {"benchmark": bench.name, "model": encoder_config.model,
+                     "settings": encoding_settings(encoder_config), "pool_seconds": queries.seconds,
+                     "pool_run": queries.phases(), "encoder": "ray-data", "actors": config.actors})
     return done

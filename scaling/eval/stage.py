@@ -12,7 +12,7 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
-from scaling.eval.embeddings import folder_fingerprint
+from scaling.eval.embeddings import SavedModel, folder_fingerprint
 from scaling.eval.evaluate import EvalResult, evaluate_suite
 from scaling.eval.mteb_tasks import evaluate_mteb
 from scaling.models.encoder import DualEncoder
@@ -20,25 +20,29 @@ from scaling.plan import TrialPlan
 
 
 def evaluate_plan(plan: TrialPlan, model_dir: str | Path, *, prefill: bool = True) -> EvalResult:
-    """``prefill=False``: the actor pool has already encoded the suites (``run_evaluation``)."""
+    """``prefill=False``: the actor pool has already encoded the suites (``run_evaluation``).
+
+    With the pool, this process ranks what the actors wrote and loads the weights only for what
+    they did not encode (an mteb task, or an entry deleted meanwhile)."""
     config, suites = plan.eval, plan.read_benchmarks()
-    pooled = config.encoder == "ray-data" and prefill  # the actors hold the only copies while they encode
-    encoder = None if pooled else DualEncoder.load(model_dir)
-    model_key = folder_fingerprint(model_dir, encoder)  # recorded at saving; the weights are fixed for the whole stage
     if config.encoder == "ray-data":
+        encoder = SavedModel(model_dir)
+        model_key = folder_fingerprint(model_dir)  # recorded at saving: no weights loaded for the key
         if prefill:
             from scaling.eval.sharded_encoding import prefill_embeddings
 
-            prefill_embeddings(str(model_dir), DualEncoder.saved_config(model_dir)[0], model_key, suites, config,
-                               plan.resources.eval_cpus, plan.resources.eval_gpus)
+            prefill_embeddings(str(model_dir), encoder.config, model_key, suites, config, plan.resources.eval_cpus,
+                               plan.resources.eval_gpus)
         config = replace(config, use_cache=True)  # read what the pool wrote (use_cache=False: it encoded anew)
-    if encoder is None:
+    else:
         encoder = DualEncoder.load(model_dir)
+        model_key = folder_fingerprint(model_dir, encoder)  # the weights are fixed for the whole stage
     result = EvalResult()
     for suite in suites:
         evaluate_suite(encoder, suite, config, result, model_key)
     for source in plan.mteb_sources():
-        evaluate_mteb(encoder, source, config, result, model_key)
+        evaluate_mteb(encoder.encoder() if isinstance(encoder, SavedModel) else encoder, source, config, result,
+                      model_key)
     return result
 
 
