@@ -27,6 +27,10 @@
     python bench/eval_scale.py ranking [--queries 10000] [--sizes 100000,1000000,4000000] [--memory-mb 256]
     SCALING_DATA_DIR=../shared/data python bench/eval_scale.py sib-200 --languages deu_Latn,fra_Latn,zho_Hans
     SCALING_DATA_DIR=../shared/data python bench/eval_scale.py encoding [--n 20000] [--actors 1,2] [--batch-size 64]
+    SCALING_DATA_DIR=../shared/data python bench/eval_scale.py encoding-path --path ray-data [--n 8000] [--actors 2]
+
+``encoding-path`` runs one stage path alone (the local stage task or the pool), after the same
+set-up, so two runs can be timed as whole processes in turn by any external timer.
 """
 
 import argparse
@@ -279,6 +283,43 @@ def encoding(args) -> None:
               f"{rates[name] / rates['sentence-transformers']:.2f}x, from the folder (goal: >= 1.0)")
 
 
+def encoding_path(args) -> None:
+    """One stage path alone, for whole-process timings paired against the other: a Ray cluster
+    and Ray Data's first dataset started, the model saved, then ``--path`` timed and printed."""
+    import os
+
+    import ray
+    import ray.data
+
+    from scaling.eval.embeddings import folder_fingerprint
+    from scaling.eval.sharded_encoding import ShardedEncodingConfig, encode_sharded
+    from scaling.models.encoder import DualEncoder, EncoderConfig
+    from scaling.models.families import family_for
+
+    table, _ = encoding_texts(args.n, args.data_dir)
+    work = Path(tempfile.mkdtemp(prefix="eval-scale-path-", dir=args.dir))
+    cpus = os.cpu_count() or 1
+    try:
+        model = family_for(EncoderConfig().model).save(DualEncoder.from_config(EncoderConfig(max_length=args.max_length)),
+                                                       work / "model")
+        ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+        ray.data.range(2).materialize()
+        start = time.perf_counter()
+        if args.path == "local-task":
+            task = ray.remote(num_cpus=cpus)(_encode_in_task).remote(str(model), table.column("text"), args.batch_size)
+            ray.get(task)
+        else:
+            actors = args.actors or ShardedEncodingConfig.for_resources(cpus, 0).actors
+            pool = ShardedEncodingConfig(actors=actors, cpus_per_actor=cpus / actors, batch_size=args.batch_size,
+                                         shard_rows=args.shard_rows)
+            encode_sharded(str(model), table, "passage", model_key=folder_fingerprint(model),
+                           encoder_config=DualEncoder.saved_config(model)[0], config=pool, cache_dir=work / "cache")
+        print(f"{args.path}: {len(table) / (time.perf_counter() - start):.1f} texts/s")
+    finally:
+        ray.shutdown()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def _encode_in_task(model: str, texts, batch_size: int):
     """(load seconds, encode seconds, vectors) of the local stage path, run inside a Ray task."""
     start = time.perf_counter()
@@ -318,8 +359,18 @@ def main() -> None:
     e.add_argument("--shard-rows", type=int, default=2048)
     e.add_argument("--data-dir", default=None, help="default: SCALING_DATA_DIR")
     e.add_argument("--dir", default=None, help="where the temporary shards go (default: the system's temp dir)")
+    o = sub.add_parser("encoding-path", help="one evaluation-stage encoding path alone (pair two with a timer)")
+    o.add_argument("--path", choices=("local-task", "ray-data"), required=True)
+    o.add_argument("--actors", type=int, default=None, help="ray-data actors (default: as a study sizes the pool)")
+    o.add_argument("--n", type=int, default=8_000)
+    o.add_argument("--batch-size", type=int, default=64)
+    o.add_argument("--max-length", type=int, default=128)
+    o.add_argument("--shard-rows", type=int, default=2048)
+    o.add_argument("--data-dir", default=None, help="default: SCALING_DATA_DIR")
+    o.add_argument("--dir", default=None, help="where the temporary files go (default: the system's temp dir)")
     args = p.parse_args()
-    {"ranking": ranking, "_rank-child": rank_child, "sib-200": sib200, "encoding": encoding}[args.command](args)
+    {"ranking": ranking, "_rank-child": rank_child, "sib-200": sib200, "encoding": encoding,
+     "encoding-path": encoding_path}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -77,12 +77,13 @@ def test_pool_follows_the_evaluation_reservation():
 def test_shard_layout_tapers_the_last_two_shards_into_halves():
     """By hand: 20,000 rows in shards of 2,048 are 8 full shards, then 3,616 rows in halves of
     what is left (1,808, 904, 452) with the last 452 kept whole (a half would leave a piece
-    under 2,048 / 8 = 256); a layout of at most two shards is not tapered."""
+    under 2,048 / 8 = 256); 4,000 rows are tapered from their first half on."""
     sizes = lambda n, rows: [b - a for a, b in shard_bounds(n, rows)]  # noqa: E731
     assert sizes(20_000, 2048) == [2048] * 8 + [1808, 904, 452, 452]
     assert sizes(230, 40) == [40, 40, 40, 40, 35, 17, 9, 9]
     assert sizes(400, 40) == [40] * 9 + [20, 10, 5, 5]
-    assert sizes(80, 40) == [40, 40] and sizes(240, 2048) == [240] and sizes(1, 5) == [1]
+    assert sizes(4000, 2048) == [2000, 1000, 500, 500] and sizes(80, 40) == [40, 20, 10, 5, 5]
+    assert sizes(240, 2048) == [240] and sizes(1, 5) == [1]
     for n, rows in [(81, 40), (4097, 2048), (50, 1), (1000, 7)]:
         bounds = shard_bounds(n, rows)
         assert bounds[0][0] == 0 and bounds[-1][1] == n and all(b == c for (_, b), (c, _) in zip(bounds, bounds[1:]))
