@@ -306,21 +306,22 @@ def encoding_path(args) -> None:
         ray.data.range(2).materialize()
         start = time.perf_counter()
         if args.path == "local-task":
-            task = ray.remote(num_cpus=cpus)(_encode_in_task).remote(str(model), table.column("text"), args.batch_size)
+            task = ray.remote(num_cpus=cpus, num_gpus=args.gpus)(_encode_in_task).remote(
+                str(model), table.column("text"), args.batch_size, "cuda" if args.gpus else "cpu")
             ray.get(task)
         else:
-            actors = args.actors or ShardedEncodingConfig.for_resources(cpus, 0).actors
-            pool = ShardedEncodingConfig(actors=actors, cpus_per_actor=cpus / actors, batch_size=args.batch_size,
-                                         shard_rows=args.shard_rows)
+            actors = args.actors or ShardedEncodingConfig.for_resources(cpus, args.gpus).actors
+            pool = ShardedEncodingConfig(actors=actors, cpus_per_actor=cpus / actors, gpus_per_actor=args.gpus / actors,
+                                         batch_size=args.batch_size, shard_rows=args.shard_rows)
             encode_sharded(str(model), table, "passage", model_key=folder_fingerprint(model),
                            encoder_config=DualEncoder.saved_config(model)[0], config=pool, cache_dir=work / "cache")
-        print(f"{args.path}: {len(table) / (time.perf_counter() - start):.1f} texts/s")
+        print(f"{args.path} ({args.gpus:g} GPUs): {len(table) / (time.perf_counter() - start):.1f} texts/s")
     finally:
         ray.shutdown()
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _encode_in_task(model: str, texts, batch_size: int):
+def _encode_in_task(model: str, texts, batch_size: int, device: str = "cpu"):
     """(load seconds, encode seconds, vectors) of the local stage path, run inside a Ray task."""
     start = time.perf_counter()
     from scaling.models.encoder import DualEncoder
@@ -328,7 +329,7 @@ def _encode_in_task(model: str, texts, batch_size: int):
     encoder = DualEncoder.load(model)
     load = time.perf_counter() - start
     start = time.perf_counter()
-    vectors = encoder.encode(texts.to_pylist(), "passage", batch_size=batch_size, device="cpu")
+    vectors = encoder.encode(texts.to_pylist(), "passage", batch_size=batch_size, device=device)
     return load, time.perf_counter() - start, vectors
 
 
@@ -362,6 +363,7 @@ def main() -> None:
     o = sub.add_parser("encoding-path", help="one evaluation-stage encoding path alone (pair two with a timer)")
     o.add_argument("--path", choices=("local-task", "ray-data"), required=True)
     o.add_argument("--actors", type=int, default=None, help="ray-data actors (default: as a study sizes the pool)")
+    o.add_argument("--gpus", type=float, default=0.0, help="the evaluation's GPUs (the pool: one actor per GPU)")
     o.add_argument("--n", type=int, default=8_000)
     o.add_argument("--batch-size", type=int, default=64)
     o.add_argument("--max-length", type=int, default=128)

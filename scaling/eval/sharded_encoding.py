@@ -396,9 +396,9 @@ class _Layout:
 
     def finish(self, model_key: str, encoder_config: EncoderConfig, shard_rows: int) -> ShardedPool:
         """Write the pool's own files once every shard is on disk (``pool.json`` last)."""
-        folder, n = self.folder, len(self.column)
         import pyarrow.compute as pc
 
+        folder, n = self.folder, len(self.column)
         sizes = {str(row["values"]): int(row["counts"]) for row in pc.value_counts(self.column.lang).to_pylist()}
         (folder / "encoding.json").write_text(json.dumps({
             "kind": self.kind, "rows": n, "settings": encoding_settings(encoder_config), "model_key": model_key,
