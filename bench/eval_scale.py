@@ -199,16 +199,13 @@ def encoding(args) -> None:
     import torch
     from sentence_transformers import SentenceTransformer, models
 
-    from scaling.eval.embeddings import folder_fingerprint
-    from scaling.eval.sharded_encoding import ShardedEncodingConfig, encode_sharded
-    from scaling.models.encoder import DualEncoder, EncoderConfig
-    from scaling.models.families import family_for
+    from scaling.models.encoder import EncoderConfig
 
     table, source = encoding_texts(args.n, args.data_dir)
     texts = table.column("text").to_pylist()
     config = EncoderConfig(max_length=args.max_length)
     work = Path(tempfile.mkdtemp(prefix="eval-scale-encoding-", dir=args.dir))
-    model = family_for(config.model).save(DualEncoder.from_config(config), work / "model")  # as training leaves it
+    model = _saved_e5(work, args.max_length)
     cpus = os.cpu_count() or 1
     print(f"{len(texts):,} texts from {source}, multilingual-e5-small saved as a trained model folder, batch "
           f"{args.batch_size}, max length {args.max_length}; {cpus} CPUs, load average {os.getloadavg()[0]:.1f} at the "
@@ -220,13 +217,8 @@ def encoding(args) -> None:
         print(f"{name:<30}{rates[name]:8.1f} texts/s from the folder ({load:.1f} s load), "
               f"{len(texts) / encode:8.1f} texts/s encode{note}", flush=True)
 
-    start = time.perf_counter()
-    encoder = DualEncoder.load(model)
-    load = time.perf_counter() - start
-    start = time.perf_counter()
-    vectors["single process"] = encoder.encode(texts, "passage", batch_size=args.batch_size, device="cpu")
-    report("single process", load, time.perf_counter() - start, f"  ({torch.get_num_threads()} torch threads)")
-    del encoder
+    load, encode, vectors["single process"] = _encode_in_task(str(model), table.column("text"), args.batch_size)
+    report("single process", load, encode, f"  ({torch.get_num_threads()} torch threads)")
 
     start = time.perf_counter()
     word = models.Transformer(str(model), max_seq_length=args.max_length)
@@ -255,12 +247,8 @@ def encoding(args) -> None:
         report("local stage task", time.perf_counter() - start - encode, encode,
                "  ('load' here: the task's start, imports and model load)")
         for actors in (int(a) for a in str(args.actors).split(",")):
-            pool = ShardedEncodingConfig(actors=actors, cpus_per_actor=cpus / actors, batch_size=args.batch_size,
-                                         shard_rows=args.shard_rows)
             start = time.perf_counter()
-            out = encode_sharded(str(model), table, "passage", model_key=folder_fingerprint(model),
-                                 encoder_config=DualEncoder.saved_config(model)[0], config=pool,
-                                 cache_dir=work / f"cache-{actors}")
+            out = _encode_with_pool(model, table, args, actors, cpus, 0.0, work / f"cache-{actors}")
             wall = time.perf_counter() - start
             name = f"ray data, {actors} x {max(1, int(cpus / actors))} threads"
             vectors[name] = out.embeddings()
@@ -291,17 +279,13 @@ def encoding_path(args) -> None:
     import ray
     import ray.data
 
-    from scaling.eval.embeddings import folder_fingerprint
-    from scaling.eval.sharded_encoding import ShardedEncodingConfig, encode_sharded
-    from scaling.models.encoder import DualEncoder, EncoderConfig
-    from scaling.models.families import family_for
+    from scaling.eval.sharded_encoding import ShardedEncodingConfig
 
     table, _ = encoding_texts(args.n, args.data_dir)
     work = Path(tempfile.mkdtemp(prefix="eval-scale-path-", dir=args.dir))
     cpus = os.cpu_count() or 1
     try:
-        model = family_for(EncoderConfig().model).save(DualEncoder.from_config(EncoderConfig(max_length=args.max_length)),
-                                                       work / "model")
+        model = _saved_e5(work, args.max_length)
         ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
         ray.data.range(2).materialize()
         start = time.perf_counter()
@@ -311,18 +295,36 @@ def encoding_path(args) -> None:
             ray.get(task)
         else:
             actors = args.actors or ShardedEncodingConfig.for_resources(cpus, args.gpus).actors
-            pool = ShardedEncodingConfig(actors=actors, cpus_per_actor=cpus / actors, gpus_per_actor=args.gpus / actors,
-                                         batch_size=args.batch_size, shard_rows=args.shard_rows)
-            encode_sharded(str(model), table, "passage", model_key=folder_fingerprint(model),
-                           encoder_config=DualEncoder.saved_config(model)[0], config=pool, cache_dir=work / "cache")
+            _encode_with_pool(model, table, args, actors, cpus, args.gpus, work / "cache")
         print(f"{args.path} ({args.gpus:g} GPUs): {len(table) / (time.perf_counter() - start):.1f} texts/s")
     finally:
         ray.shutdown()
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _saved_e5(work: Path, max_length: int) -> Path:
+    """multilingual-e5-small saved in ``work/model`` as training leaves a model."""
+    from scaling.models.encoder import DualEncoder, EncoderConfig
+    from scaling.models.families import family_for
+
+    config = EncoderConfig(max_length=max_length)
+    return family_for(config.model).save(DualEncoder.from_config(config), work / "model")
+
+
+def _encode_with_pool(model: Path, table, args, actors: int, cpus: float, gpus: float, cache: Path):
+    """The Ray Data pool's run over ``table`` (``actors`` sharing the CPUs and GPUs), as the stage runs it."""
+    from scaling.eval.embeddings import folder_fingerprint
+    from scaling.eval.sharded_encoding import ShardedEncodingConfig, encode_sharded
+    from scaling.models.encoder import DualEncoder
+
+    pool = ShardedEncodingConfig(actors=actors, cpus_per_actor=cpus / actors, gpus_per_actor=gpus / actors,
+                                 batch_size=args.batch_size, shard_rows=args.shard_rows)
+    return encode_sharded(str(model), table, "passage", model_key=folder_fingerprint(model),
+                          encoder_config=DualEncoder.saved_config(model)[0], config=pool, cache_dir=cache)
+
+
 def _encode_in_task(model: str, texts, batch_size: int, device: str = "cpu"):
-    """(load seconds, encode seconds, vectors) of the local stage path, run inside a Ray task."""
+    """(load seconds, encode seconds, vectors) of the local stage path: in this process, or inside a Ray task."""
     start = time.perf_counter()
     from scaling.models.encoder import DualEncoder
 

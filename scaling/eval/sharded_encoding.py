@@ -149,14 +149,15 @@ class TextColumn:
         return h.hexdigest()
 
 
-def length_order(text: pa.Array) -> np.ndarray:
-    """Input rows, longest first by UTF-8 bytes (ties in input order): a tokenizer-free proxy for
-    token counts, so consecutive rows cut into shards have like lengths (each actor still sorts
-    its shard by tokens), and the longest shards, the slowest, start first."""
+def length_order(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Input rows, longest first by UTF-8 bytes (ties in input order), and those rows' bytes: a
+    tokenizer-free proxy for token counts, so consecutive rows cut into shards have like lengths
+    (each actor still sorts its shard by tokens), and the longest shards, the slowest, start first."""
     import pyarrow.compute as pc
 
     lengths = pc.binary_length(text.cast(pa.binary())).to_numpy(zero_copy_only=False)
-    return np.argsort(-lengths, kind="stable").astype(np.int64)
+    order = np.argsort(-lengths, kind="stable").astype(np.int64)
+    return order, lengths[order]
 
 
 def shard_bounds(n: int, shard_rows: int) -> list[tuple[int, int]]:
@@ -374,25 +375,21 @@ class _Layout:
     codes: dict[str, int]  # language -> code in the shards' lang files
     lang_codes: pa.Array
     missing: list[int]  # shards not on disk
+    shard_bytes: list[int]  # UTF-8 bytes of each shard's texts: its work, the order shards are handed out in
 
     @classmethod
     def plan(cls, column: TextColumn, kind: TextKind, key: str, folder: Path, shard_rows: int) -> "_Layout":
-        order = length_order(column.text)  # shards of like lengths: little padding, as one sort over the whole corpus
+        order, lengths = length_order(column.text)  # shards of like lengths: little padding, as one global sort
         column = column.take(order)
         bounds = shard_bounds(len(column), shard_rows)
         codes, lang_codes = _language_codes(column.lang)
         missing = [i for i, (a, b) in enumerate(bounds) if not shard_done(folder, i, b - a)]
-        return cls(kind, key, folder, column, order, bounds, codes, lang_codes, missing)
+        cumulative = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
+        shard_bytes = [int(cumulative[b] - cumulative[a]) for a, b in bounds]
+        return cls(kind, key, folder, column, order, bounds, codes, lang_codes, missing, shard_bytes)
 
     def rows(self, shards: Sequence[int]) -> int:
         return sum(self.bounds[i][1] - self.bounds[i][0] for i in shards)
-
-    def shard_bytes(self, shard: int) -> int:
-        """UTF-8 bytes of a shard's texts: its work, for the order in which shards are handed out."""
-        import pyarrow.compute as pc
-
-        a, b = self.bounds[shard]
-        return int(pc.sum(pc.binary_length(self.column.text.slice(a, b - a).cast(pa.binary()))).as_py() or 0)
 
     def finish(self, model_key: str, encoder_config: EncoderConfig, shard_rows: int) -> ShardedPool:
         """Write the pool's own files once every shard is on disk (``pool.json`` last)."""
@@ -447,7 +444,7 @@ def encode_collections(source: ModelSource, collections: Sequence[tuple[object, 
         folder.mkdir(parents=True, exist_ok=True)
         layouts.append(planned.setdefault(key, _Layout.plan(column, kind, key, folder, config.shard_rows)))
     todo = [layout for layout in planned.values() if isinstance(layout, _Layout)]
-    work = sorted(((layout, i) for layout in todo for i in layout.missing), key=lambda w: -w[0].shard_bytes(w[1]))
+    work = sorted(((layout, i) for layout in todo for i in layout.missing), key=lambda w: -w[0].shard_bytes[w[1]])
     total = sum(len(layout.column) for layout in todo)
     progress = Progress(total, total - sum(layout.rows(layout.missing) for layout in todo), config.progress)
     timeline = _run_pool(source, max_length, config, work, progress) if work else []
