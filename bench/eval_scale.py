@@ -15,22 +15,26 @@
    and metrics alone).
 3. ``encoding``: the same texts (SIB-200 test sentences of the first 100 languages, shuffled with a
    fixed seed, cycled to ``--n``; parallel-qa without a data directory) encoded by
-   multilingual-e5-small, saved as training saves a model, four ways in one run: the Ray Data
-   actor pool (``scaling.eval.sharded_encoding``, one run per ``--actors`` count; its wall time
-   includes the actors' start and model load; the cluster's own start is printed apart), this
-   process's ``DualEncoder.load`` and ``encode``, the same in a Ray task with the evaluation's
-   CPUs (the local evaluation stage as a study runs it: a fresh worker under Ray's own
-   processes), and sentence-transformers on the same folder. Prints texts/s of each from the folder (model load
-   included, as both stage paths must load it) and for the encoding alone, the agreement of the
-   vectors and the ratios of the Ray Data path to the other two.
+   multilingual-e5-small, saved as training saves a model, five ways in one run: this process's
+   ``DualEncoder.load`` and ``encode``, sentence-transformers on the same folder, the same load
+   and encode in a Ray task with the evaluation's CPUs (the local evaluation stage as a study
+   runs it: a fresh worker under Ray's own processes), sharded encoding as a study runs it on
+   this machine (``scaling.eval.sharded_encoding`` with the pool the reservation gives: on CPUs,
+   a pool of one, encoded inside that Ray task), and the Ray Data actor pool by name (one run
+   per ``--actors`` count; its wall time includes the actors' start and model load; the
+   cluster's own start is printed apart). Prints texts/s of each from the folder (model load
+   included, as every stage path must load it) and for the encoding alone, the agreement of the
+   vectors and the ratios of the sharded paths to the single process, the local stage task and
+   sentence-transformers.
 
     python bench/eval_scale.py ranking [--queries 10000] [--sizes 100000,1000000,4000000] [--memory-mb 256]
     SCALING_DATA_DIR=../shared/data python bench/eval_scale.py sib-200 --languages deu_Latn,fra_Latn,zho_Hans
     SCALING_DATA_DIR=../shared/data python bench/eval_scale.py encoding [--n 20000] [--actors 1,2] [--batch-size 64]
-    SCALING_DATA_DIR=../shared/data python bench/eval_scale.py encoding-path --path ray-data [--n 8000] [--actors 2]
+    SCALING_DATA_DIR=../shared/data python bench/eval_scale.py encoding-path --path sharded [--n 8000] [--gpus 0]
 
-``encoding-path`` runs one stage path alone (the local stage task or the pool), after the same
-set-up, so two runs can be timed as whole processes in turn by any external timer.
+``encoding-path`` runs one stage path alone (``local-task``; ``sharded``, as a study sizes its
+pool; ``ray-data``, the Ray Data pool by name), after the same set-up, so two runs can be timed
+as whole processes in turn by any external timer.
 """
 
 import argparse
@@ -40,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -242,21 +247,31 @@ def encoding(args) -> None:
         # today's local evaluation stage as it runs in a study: a Ray task with the evaluation's
         # CPUs, in a fresh worker (imports, model load and encoding, all timed inside the task)
         start = time.perf_counter()
-        task = ray.remote(num_cpus=cpus)(_encode_in_task).remote(str(model), table.column("text"), args.batch_size)
+        # max_calls=1: the worker exits after its task, so the next stage task pays its own imports
+        task = ray.remote(num_cpus=cpus, max_calls=1)(_encode_in_task).remote(str(model), table.column("text"),
+                                                                               args.batch_size)
         load, encode, vectors["local stage task"] = ray.get(task)
         report("local stage task", time.perf_counter() - start - encode, encode,
                "  ('load' here: the task's start, imports and model load)")
-        for actors in (int(a) for a in str(args.actors).split(",")):
+
+        def sharded(name, run):
             start = time.perf_counter()
-            out = _encode_with_pool(model, table, args, actors, cpus, 0.0, work / f"cache-{actors}")
+            out = run()
             wall = time.perf_counter() - start
-            name = f"ray data, {actors} x {max(1, int(cpus / actors))} threads"
             vectors[name] = out.embeddings()
+            actors = int(out.phases()["actors"])
             encode = out.shard_seconds / actors
-            report(name, wall - encode, encode, f"  ({out.total_shards} shards, at most {args.shard_rows} rows; "
-                   "'load' here is the wall time beyond the actors' shard time: their start, model load and waits)")
+            report(name, wall - encode, encode, f"  ({out.executor}: {out.total_shards} shards, at most "
+                   f"{args.shard_rows} rows; 'load' here is the wall time beyond the shard time: the start, the model "
+                   "load and waits)")
             print("    where the wall time went (s): " + ", ".join(f"{k} {v:.2f}" for k, v in out.phases().items()),
                   flush=True)
+
+        sharded("sharded, as a study runs it", lambda: _sharded_as_the_stage(model, table, args, cpus, 0.0,
+                                                                             work / "cache-stage"))
+        for actors in (int(a) for a in str(args.actors).split(",")):
+            sharded(f"ray data, {actors} x {max(1, int(cpus / actors))} threads",
+                    partial(_encode_with_pool, model, table, args, actors, cpus, 0.0, work / f"cache-{actors}"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
         ray.shutdown()
@@ -265,7 +280,7 @@ def encoding(args) -> None:
             cos = (vectors[name] * vectors["single process"]).sum(axis=1)
             print(f"agreement with the single process: {name} min cosine {cos.min():.6f}")
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
-    for name in (n for n in rates if n.startswith("ray data")):
+    for name in (n for n in rates if n.startswith(("ray data", "sharded"))):
         print(f"{name} / single process {rates[name] / rates['single process']:.2f}x, / local stage task "
               f"{rates[name] / rates['local stage task']:.2f}x, / sentence-transformers "
               f"{rates[name] / rates['sentence-transformers']:.2f}x, from the folder (goal: >= 1.0)")
@@ -290,13 +305,16 @@ def encoding_path(args) -> None:
         ray.data.range(2).materialize()
         start = time.perf_counter()
         if args.path == "local-task":
-            task = ray.remote(num_cpus=cpus, num_gpus=args.gpus)(_encode_in_task).remote(
+            task = ray.remote(num_cpus=cpus, num_gpus=args.gpus, max_calls=1)(_encode_in_task).remote(
                 str(model), table.column("text"), args.batch_size, "cuda" if args.gpus else "cpu")
             ray.get(task)
+            how = "local stage task"
+        elif args.path == "sharded":
+            how = _sharded_as_the_stage(model, table, args, cpus, args.gpus, work / "cache").executor
         else:
             actors = args.actors or ShardedEncodingConfig.for_resources(cpus, args.gpus).actors
-            _encode_with_pool(model, table, args, actors, cpus, args.gpus, work / "cache")
-        print(f"{args.path} ({args.gpus:g} GPUs): {len(table) / (time.perf_counter() - start):.1f} texts/s")
+            how = _encode_with_pool(model, table, args, actors, cpus, args.gpus, work / "cache").executor
+        print(f"{args.path} ({how}, {args.gpus:g} GPUs): {len(table) / (time.perf_counter() - start):.1f} texts/s")
     finally:
         ray.shutdown()
         shutil.rmtree(work, ignore_errors=True)
@@ -311,16 +329,33 @@ def _saved_e5(work: Path, max_length: int) -> Path:
     return family_for(config.model).save(DualEncoder.from_config(config), work / "model")
 
 
-def _encode_with_pool(model: Path, table, args, actors: int, cpus: float, gpus: float, cache: Path):
-    """The Ray Data pool's run over ``table`` (``actors`` sharing the CPUs and GPUs), as the stage runs it."""
+def _encode_with_pool(model: Path, table, args, actors: int, cpus: float, gpus: float, cache: Path,
+                      executor: str = "ray-data"):
+    """Sharded encoding of ``table`` in this process's Ray job: by default the Ray Data pool
+    (``actors`` sharing the CPUs and GPUs), as the stage's unreserved driver runs it."""
     from scaling.eval.embeddings import folder_fingerprint
     from scaling.eval.sharded_encoding import ShardedEncodingConfig, encode_sharded
     from scaling.models.encoder import DualEncoder
 
     pool = ShardedEncodingConfig(actors=actors, cpus_per_actor=cpus / actors, gpus_per_actor=gpus / actors,
-                                 batch_size=args.batch_size, shard_rows=args.shard_rows)
+                                 batch_size=args.batch_size, shard_rows=args.shard_rows, executor=executor)
     return encode_sharded(str(model), table, "passage", model_key=folder_fingerprint(model),
                           encoder_config=DualEncoder.saved_config(model)[0], config=pool, cache_dir=cache)
+
+
+def _sharded_as_the_stage(model: Path, table, args, cpus: float, gpus: float, cache: Path):
+    """Sharded encoding with the pool a study's stage sizes for this reservation: a pool of one
+    encodes inside a Ray task holding the reservation (the stage task); a bigger pool runs from
+    here, as from the stage's unreserved driver."""
+    import ray
+
+    from scaling.eval.sharded_encoding import ShardedEncodingConfig
+
+    config = ShardedEncodingConfig.for_resources(cpus, gpus)
+    if not config.in_process:
+        return _encode_with_pool(model, table, args, config.actors, cpus, gpus, cache)
+    task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_calls=1)(_encode_with_pool)  # a fresh worker, as above
+    return ray.get(task.remote(model, table, args, 1, cpus, gpus, cache, "auto"))
 
 
 def _encode_in_task(model: str, texts, batch_size: int, device: str = "cpu"):
@@ -363,7 +398,8 @@ def main() -> None:
     e.add_argument("--data-dir", default=None, help="default: SCALING_DATA_DIR")
     e.add_argument("--dir", default=None, help="where the temporary shards go (default: the system's temp dir)")
     o = sub.add_parser("encoding-path", help="one evaluation-stage encoding path alone (pair two with a timer)")
-    o.add_argument("--path", choices=("local-task", "ray-data"), required=True)
+    o.add_argument("--path", choices=("local-task", "sharded", "ray-data"), required=True,
+                   help="sharded: as a study sizes the pool (on CPUs, one, in the stage task); ray-data: the Ray Data pool")
     o.add_argument("--actors", type=int, default=None, help="ray-data actors (default: as a study sizes the pool)")
     o.add_argument("--gpus", type=float, default=0.0, help="the evaluation's GPUs (the pool: one actor per GPU)")
     o.add_argument("--n", type=int, default=8_000)

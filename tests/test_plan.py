@@ -95,9 +95,14 @@ def test_worker_and_evaluation_read_only_the_plan(planned, tmp_path, monkeypatch
 
 
 def _pool_loads_no_weights_before_its_actors(plan, model_dir, local, tmp_path, monkeypatch):
-    """eval.encoder: ray-data in the stage: the pool is keyed by the fingerprint saved with the
-    model (nothing computed or loaded here before the actors), and this process ranks every
-    benchmark from the entries the pool wrote without loading the weights at all."""
+    """eval.encoder: ray-data in the stage. With two actors the pool is keyed by the fingerprint
+    saved with the model (nothing computed or loaded here before the actors), and this process
+    ranks every benchmark from the entries the pool wrote without loading the weights at all.
+    With the default pool of one (one CPU), this process encodes the shards itself: it loads the
+    weights once, before any pool is on disk, and has freed them when it ranks."""
+    import gc
+    import weakref
+
     import ray
 
     import scaling.eval.embeddings as embeddings
@@ -105,23 +110,38 @@ def _pool_loads_no_weights_before_its_actors(plan, model_dir, local, tmp_path, m
     from scaling.eval.stage import evaluate_plan
 
     loads, real_load = [], stage.DualEncoder.load
+
+    def counted_load(cls, folder):
+        loaded = real_load(folder)
+        loads.append((sorted(cache.glob("sharded/*/pool.json")), weakref.ref(loaded)))
+        return loaded
+
+    def ranking(*args, **kwargs):  # the stage's ranking starts: the pool's model must be gone
+        gc.collect()
+        assert all(ref() is None for _, ref in loads), "the model was not freed before ranking"
+        return real_evaluate_suite(*args, **kwargs)
+
+    real_evaluate_suite = stage.evaluate_suite
     monkeypatch.setattr(embeddings, "model_fingerprint", lambda *a: pytest.fail("the fingerprint was computed"))
-    monkeypatch.setattr(stage.DualEncoder, "load", classmethod(
-        lambda cls, folder: loads.append(sorted((tmp_path / "pool-cache").glob("sharded/*/pool.json"))) or real_load(folder)))
-    pooled_plan = TrialPlan.from_dict({**plan.to_dict(), "eval": {**plan.to_dict()["eval"], "encoder": "ray-data",
-                                                                  "cache_dir": str(tmp_path / "pool-cache")}})
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        pooled = evaluate_plan(pooled_plan, model_dir)
-    finally:
-        ray.shutdown()
-    assert loads == []  # only the actors loaded the model
-    assert len(list((tmp_path / "pool-cache").glob("sharded/*/pool.json"))) == 2  # queries' and candidates' pools
-    assert pooled.cached and all(pooled.cached.values())
-    got = {(r.setting, r.metric, r.query_lang): r.value for r in pooled.records}
+    monkeypatch.setattr(stage.DualEncoder, "load", classmethod(counted_load))
+    monkeypatch.setattr(stage, "evaluate_suite", ranking)
     want = {(r.setting, r.metric, r.query_lang): r.value for r in local.records}
-    assert got.keys() == want.keys()
-    assert all(abs(got[k] - want[k]) <= 0.01 * max(1.0, abs(want[k])) for k in want)  # fp16 embeddings; rank distance in ranks
+    for actors, loads_here in ((2, 0), (None, 1)):
+        cache, loads[:] = tmp_path / f"pool-cache-{actors}", []
+        pooled_plan = TrialPlan.from_dict({**plan.to_dict(), "eval": {
+            **plan.to_dict()["eval"], "encoder": "ray-data", "encoder_actors": actors, "cache_dir": str(cache)}})
+        assert stage.pool_runs_apart(pooled_plan) == (actors == 2)
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        try:
+            pooled = evaluate_plan(pooled_plan, model_dir)
+        finally:
+            ray.shutdown()
+        assert len(loads) == loads_here and all(pools == [] for pools, _ in loads)  # loaded before any pool existed
+        assert len(list(cache.glob("sharded/*/pool.json"))) == 2  # queries' and candidates' pools
+        assert pooled.cached and all(pooled.cached.values())
+        got = {(r.setting, r.metric, r.query_lang): r.value for r in pooled.records}
+        assert got.keys() == want.keys()
+        assert all(abs(got[k] - want[k]) <= 0.01 * max(1.0, abs(want[k])) for k in want)  # fp16; rank distance in ranks
 
 
 def one_worker_plan(plans, **run) -> TrialPlan:

@@ -4,6 +4,7 @@ as one process, in input order; a crashed job resumes from its shards; bad input
 from __future__ import annotations
 
 import io
+import json
 import sys
 import uuid
 from functools import partial
@@ -65,13 +66,37 @@ def test_bad_input_is_a_clear_error_before_ray(tmp_path, tiny_model):
 
 
 def test_pool_follows_the_evaluation_reservation():
+    """One actor per whole GPU, one with every CPU without GPUs; a pool of one runs in this
+    process unless the Ray Data pool is asked for by name; eval.encoder_actors splits the rest."""
     cpu = ShardedEncodingConfig.for_resources(4, 0)
-    assert (cpu.actors, cpu.cpus_per_actor, cpu.gpus_per_actor) == (4, 1.0, 0.0)
+    assert (cpu.actors, cpu.cpus_per_actor, cpu.gpus_per_actor, cpu.in_process) == (1, 4.0, 0.0, True)
     gpu = ShardedEncodingConfig.for_resources(8, 2)
-    assert (gpu.actors, gpu.cpus_per_actor, gpu.gpus_per_actor) == (2, 4.0, 1.0)
+    assert (gpu.actors, gpu.cpus_per_actor, gpu.gpus_per_actor, gpu.in_process) == (2, 4.0, 1.0, False)
     half = ShardedEncodingConfig.for_resources(1, 0.5)
-    assert (half.actors, half.gpus_per_actor) == (1, 0.5)
+    assert (half.actors, half.gpus_per_actor, half.in_process) == (1, 0.5, True)
     assert ShardedEncodingConfig.for_resources(0.5, 0).actors == 1
+    split = ShardedEncodingConfig.for_resources(4, 0, actors=2)
+    assert (split.actors, split.cpus_per_actor, split.in_process) == (2, 2.0, False)
+    assert not ShardedEncodingConfig(actors=1, executor="ray-data").in_process
+    with pytest.raises(ValueError, match="executor 'thread': choose one of"):
+        ShardedEncodingConfig(executor="thread")
+    with pytest.raises(ValueError, match="in-process executor is one worker, not 2 actors"):
+        ShardedEncodingConfig(actors=2, executor="in-process")
+
+
+def test_the_stage_pool_follows_eval_settings():
+    from scaling.eval.evaluate import EvalConfig
+    from scaling.eval.sharded_encoding import pool_config
+
+    pooled = pool_config(EvalConfig(encoder="ray-data", encoder_actors=2, batch_size=8, device="cpu"), 2, 0)
+    assert (pooled.actors, pooled.cpus_per_actor, pooled.batch_size, pooled.device, pooled.in_process) == (
+        2, 1.0, 8, "cpu", False)
+    assert pool_config(EvalConfig(encoder="ray-data"), 2, 0).in_process
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="eval.encoder_actors must be an integer >= 1"):
+            EvalConfig(encoder="ray-data", encoder_actors=bad)
+    with pytest.raises(ValueError, match="sizes the ray-data pool; set eval.encoder: ray-data"):
+        EvalConfig(encoder_actors=2)
 
 
 def test_shard_layout_tapers_the_last_two_shards_into_halves():
@@ -130,10 +155,14 @@ def ray_local(tmp_path_factory):
 
 
 TWO = ShardedEncodingConfig(actors=2, cpus_per_actor=1, batch_size=16, shard_rows=40)
+HERE = ShardedEncodingConfig(actors=1, batch_size=16, shard_rows=40)  # a pool of one: in this process
+EXECUTORS = pytest.mark.parametrize("pool", [TWO, HERE], ids=["ray-data-2-actors", "in-process"])
 
 
-def test_two_actors_equal_one_process_e5(tmp_path, ray_local):
-    """offline multilingual-e5-small, 230 texts in 6 shards on 2 actors vs DualEncoder.encode."""
+@EXECUTORS
+def test_two_actors_equal_one_process_e5(tmp_path, ray_local, pool):
+    """offline multilingual-e5-small, 230 texts in 8 shards on 2 actors (or in this process) vs
+    DualEncoder.encode."""
     from scaling.data import load_benchmark
     from scaling.eval.embeddings import model_fingerprint
 
@@ -143,11 +172,18 @@ def test_two_actors_equal_one_process_e5(tmp_path, ray_local):
     encoder = DualEncoder.from_config(config)
     reference = encoder.encode(table.column("text").to_pylist(), "passage", batch_size=32, device="cpu")
     out = encode_sharded(partial(DualEncoder.from_config, config), table, "passage",
-                         model_key=model_fingerprint(encoder), encoder_config=encoder.config, config=TWO,
+                         model_key=model_fingerprint(encoder), encoder_config=encoder.config, config=pool,
                          cache_dir=tmp_path)
     assert (out.encoded_shards, out.total_shards, out.pool.shard_rows) == (8, 8, (40, 40, 40, 40, 35, 17, 9, 9))
     assert sorted(t.shard for t in out.timeline) == list(range(8)) and sum(t.rows for t in out.timeline) == 230
-    assert len({t.actor for t in out.timeline}) <= 2 and all(out.started <= t.started <= t.ended for t in out.timeline)
+    assert all(out.started <= t.started <= t.ended for t in out.timeline)
+    import os
+
+    actors = {t.actor for t in out.timeline}
+    if pool.in_process:
+        assert out.executor == "in-process" and actors == {os.getpid()}
+    else:
+        assert out.executor == "ray-data" and len(actors) <= 2 and os.getpid() not in actors
     phases = out.phases()
     assert phases["start"] + phases["all busy"] + phases["tail"] + phases["after"] == pytest.approx(out.seconds, abs=0.05)
     assert 0 <= phases["idle share"] < 1
@@ -159,16 +195,21 @@ def test_two_actors_equal_one_process_e5(tmp_path, ray_local):
     rows = out.pool.input_rows()  # the shards hold the rows longest first; rows maps them back
     assert sorted(rows.tolist()) == list(range(230))
     texts, input_ids, input_langs = (table.column(c).to_pylist() for c in ("text", "id", "lang"))
-    lengths = [len(texts[r].encode()) for r in rows]
+    # longest first: by UTF-8 bytes on the pool, by the tokenizer's counts in this process
+    tokens = [len(ids) for ids in encoder.token_ids(texts, "passage")]
+    lengths = [tokens[r] for r in rows] if pool.in_process else [len(texts[r].encode()) for r in rows]
     assert lengths == sorted(lengths, reverse=True) and lengths[0] > lengths[-1]
+    order = json.loads((out.pool.folder / "encoding.json").read_text())["order"]
+    assert order == ("tokens-descending" if pool.in_process else "utf8-bytes-descending")
     ids = np.concatenate([c.ids for c in out.pool.chunks(64)])
     langs = [out.pool.languages[i] for c in out.pool.chunks(64) for i in c.lang]
     assert ids.tolist() == [input_ids[r] for r in rows] and langs == [input_langs[r] for r in rows]
     assert out.pool.sizes.tolist() == [table.column("lang").to_pylist().count(x) for x in out.pool.languages]
     again = encode_sharded(partial(DualEncoder.from_config, config), table, "passage",
-                           model_key=model_fingerprint(encoder), encoder_config=encoder.config, config=TWO,
+                           model_key=model_fingerprint(encoder), encoder_config=encoder.config, config=pool,
                            cache_dir=tmp_path)
     assert again.encoded_shards == 0 and again.key == out.key and np.array_equal(again.embeddings(), got)
+    assert again.executor == "" and again.timeline == ()
 
 
 class CountingLoader:
@@ -203,10 +244,11 @@ class LoadCounter:
         return DualEncoder.load(self.model)
 
 
-def test_several_collections_share_one_pool_and_its_model_loads(tmp_path, ray_local, tiny_model):
+@EXECUTORS
+def test_several_collections_share_one_pool_and_its_model_loads(tmp_path, ray_local, tiny_model, pool):
     """A benchmark's queries and candidates (and a repeated collection) in one pool run: each
-    actor loads the model once for all of them, the same texts are encoded once, and every
-    collection gets the vectors one process gives it."""
+    actor (or this process) loads the model once for all of them, the same texts are encoded
+    once, and every collection gets the vectors one process gives it."""
     from scaling.eval.sharded_encoding import encode_collections
 
     loads = tmp_path / "loads"
@@ -215,8 +257,8 @@ def test_several_collections_share_one_pool_and_its_model_loads(tmp_path, ray_lo
     encoder = DualEncoder.load(tiny_model)
     out = encode_collections(LoadCounter(tiny_model, loads), [(queries, "query"), (passages, "passage"),
                                                               (queries, "query")],
-                             model_key="tiny", encoder_config=encoder.config, config=TWO, cache_dir=tmp_path)
-    assert 1 <= len(list(loads.iterdir())) <= 2  # one load per actor, not one per collection
+                             model_key="tiny", encoder_config=encoder.config, config=pool, cache_dir=tmp_path)
+    assert 1 <= len(list(loads.iterdir())) <= pool.actors  # one load per actor, not one per collection
     assert out[0].key == out[2].key != out[1].key and out[0].pool.folder == out[2].pool.folder
     assert [o.total_shards for o in out] == [len(shard_bounds(90, 40)), len(shard_bounds(90, 40)),
                                              len(shard_bounds(90, 40))]
@@ -226,15 +268,16 @@ def test_several_collections_share_one_pool_and_its_model_loads(tmp_path, ray_lo
         want = encoder.encode(table.column("text").to_pylist(), kind, batch_size=16, device="cpu")
         assert np.abs(result.embeddings() - want).max() < 1e-3  # fp16 rounding
     again = encode_collections(LoadCounter(tiny_model, loads), [(passages, "passage")], model_key="tiny",
-                               encoder_config=encoder.config, config=TWO, cache_dir=tmp_path)
-    assert again[0].encoded_shards == 0 and len(list(loads.iterdir())) <= 2  # cached: no pool, no load
+                               encoder_config=encoder.config, config=pool, cache_dir=tmp_path)
+    assert again[0].encoded_shards == 0 and len(list(loads.iterdir())) <= pool.actors  # cached: no pool, no load
 
 
-def test_killed_job_resumes_from_its_shards(tmp_path, ray_local, tiny_model):
+@EXECUTORS
+def test_killed_job_resumes_from_its_shards(tmp_path, ray_local, tiny_model, pool):
     table = _texts(400)  # 13 shards: 9 of 40, then 20, 10, 5, 5
     bounds = shard_bounds(400, 40)
     assert len(bounds) == 13
-    kwargs = dict(model_key="tiny", encoder_config=DualEncoder.load(tiny_model).config, config=TWO)
+    kwargs = dict(model_key="tiny", encoder_config=DualEncoder.load(tiny_model).config, config=pool)
     whole = tmp_path / "whole-calls"
     whole.mkdir()
     uninterrupted = encode_sharded(CountingLoader(tiny_model, whole), table, "passage", cache_dir=tmp_path / "a",
@@ -292,15 +335,13 @@ def test_stage_prefill_gives_the_local_metrics(tmp_path, ray_local, monkeypatch)
     worst = max(want, key=lambda k: abs(got[k] - want[k]))
     print("largest difference", worst, got[worst], want[worst])
     assert abs(got[worst] - want[worst]) <= 0.01 * max(1.0, abs(want[worst]))
-    import json as _json
-
     from scaling.eval import evaluate as evaluate_module
     from scaling.eval.embeddings import cache_key
     from scaling.eval.shards import ShardWriter
 
     entry = tmp_path / "pool" / cache_key(encoder, suite.single(), key)
     assert not (entry / "candidates.npy").exists()  # one copy of the candidates: the shards
-    assert (entry.parent / _json.loads((entry / "meta.json").read_text())["candidates_pool"]) == parts[1].pool.folder
+    assert (entry.parent / json.loads((entry / "meta.json").read_text())["candidates_pool"]) == parts[1].pool.folder
 
     def no_copy(*args, **kwargs):
         raise AssertionError("the pool was copied into temporary shards")
@@ -349,11 +390,12 @@ def test_study_eval_section_takes_the_encoder():
         _eval_config({"encoder": "rays"})
 
 
-def test_study_with_ray_data_encoder_runs_and_ranks_from_the_pool(tmp_path, monkeypatch, ray_local):
-    """A one-trial study with eval.encoder: ray-data: the pool runs after training (one actor
-    for eval_cpus 1), the stage ranks from the cache it filled, and the metrics are recorded."""
-    import json as _json
-
+@pytest.mark.parametrize("actors", [None, 2], ids=["pool-of-one-in-the-stage", "ray-data-2-actors"])
+def test_study_with_ray_data_encoder_runs_and_ranks_from_the_pool(tmp_path, monkeypatch, ray_local, actors):
+    """A one-trial study with eval.encoder: ray-data: the shards are encoded after training (by
+    the stage task itself for the default pool of one, or by a Ray Data pool of two actors with
+    eval.encoder_actors: 2), the stage ranks from the cache they filled, and the metrics are
+    recorded."""
     import yaml
 
     from conftest import TINY_STUDY
@@ -361,13 +403,19 @@ def test_study_with_ray_data_encoder_runs_and_ranks_from_the_pool(tmp_path, monk
     from scaling.sweep.driver import load_results
 
     monkeypatch.chdir(tmp_path)
-    raw = _json.loads(_json.dumps(TINY_STUDY))
+    raw = json.loads(json.dumps(TINY_STUDY))
     raw["axes"]["strategy"] = ["xy"]
-    raw["eval"] = {"encoder": "ray-data"}
+    raw["eval"] = {"encoder": "ray-data", **({"encoder_actors": actors} if actors else {})}
+    import shutil
+
+    shutil.rmtree(ray_local / "embeddings", ignore_errors=True)  # the workers' cache: this study's entries only
     (tmp_path / "study.yaml").write_text(yaml.safe_dump({**raw, "storage": "results"}))
     assert main(["--config", str(tmp_path / "study.yaml")]) == 0
     table = load_results(tmp_path / "results" / "tiny")
     assert len(table) and set(table.column("benchmark").to_pylist()) == {"parallel-qa:eval"}
     pools = list((ray_local / "embeddings" / "sharded").glob("*/pool.json"))  # the workers' cache
     assert len(pools) == 2  # queries and candidates of parallel-qa:eval
-    assert sorted(_json.loads(p.read_text())["shards"][0] for p in pools) == [240, 488]
+    assert sorted(json.loads(p.read_text())["shards"][0] for p in pools) == [240, 488]
+    entries = [json.loads(m.read_text()) for m in (ray_local / "embeddings").glob("*/meta.json")]
+    assert {(e.get("actors"), e.get("executor")) for e in entries} == {
+        (actors or 1, "ray-data" if actors else "in-process")}

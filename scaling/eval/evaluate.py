@@ -51,11 +51,19 @@ class EvalConfig:
     use_cache: bool = True
     backend: str = "exact"  # what computes the scores: "exact" (torch) or "faiss"
     encoder: str = "local"  # "ray-data": an actor pool sized by the evaluation's reservation (sharded_encoding)
+    encoder_actors: int | None = None  # ray-data: the pool's actors (None: one per reserved GPU, else one)
 
     def __post_init__(self) -> None:
         if self.encoder not in ("local", "ray-data"):
             raise ValueError(f"eval.encoder {self.encoder!r}: choose 'local' (this process) or 'ray-data' "
-                             "(a Ray Data actor pool sized by resources.eval_cpus / eval_gpus)")
+                             "(sharded encoding, on a Ray Data actor pool sized by resources.eval_cpus / eval_gpus)")
+        if self.encoder_actors is not None:
+            if isinstance(self.encoder_actors, bool) or not isinstance(self.encoder_actors, int) \
+                    or self.encoder_actors < 1:
+                raise ValueError(f"eval.encoder_actors must be an integer >= 1 or unset, not {self.encoder_actors!r}")
+            if self.encoder != "ray-data":
+                raise ValueError(f"eval.encoder_actors ({self.encoder_actors}) sizes the ray-data pool; set "
+                                 "eval.encoder: ray-data, or remove eval.encoder_actors")
         bad = [s for s in self.settings if s not in SETTINGS]
         if bad or not self.settings:
             raise ValueError(f"eval.settings {list(self.settings)}: choose one or more of {list(SETTINGS)}")

@@ -2,9 +2,10 @@
 records out. Run in this process (``evaluate_plan``) or as a Ray task with the plan's own
 reservation (``run_evaluation``), after training has released its workers.
 
-With ``eval.encoder: ray-data`` the benchmarks are first encoded by a Ray Data actor pool that
-holds the evaluation's reservation (``scaling.eval.sharded_encoding``); the stage then ranks
-from the embedding cache the pool filled."""
+With ``eval.encoder: ray-data`` the benchmarks are first encoded into shard files in the
+embedding cache (``scaling.eval.sharded_encoding``): by a Ray Data actor pool that holds the
+evaluation's reservation, or, for a pool of one, in the stage's own task, which frees the model
+before it ranks; the stage then ranks from the cache."""
 
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ from scaling.plan import TrialPlan
 def evaluate_plan(plan: TrialPlan, model_dir: str | Path, *, prefill: bool = True) -> EvalResult:
     """``prefill=False``: the actor pool has already encoded the suites (``run_evaluation``).
 
-    With the pool, this process ranks what the actors wrote and loads the weights only for what
-    they did not encode (an mteb task, or an entry deleted meanwhile)."""
+    With the pool, this process ranks what the actors (or, for a pool of one, this process) wrote
+    and loads the weights again only for what they did not encode (an mteb task, or an entry
+    deleted meanwhile)."""
     config, suites = plan.eval, plan.read_benchmarks()
     if config.encoder == "ray-data":
         encoder = SavedModel(model_dir)
@@ -64,26 +66,37 @@ def _prefill_checkpoint(plan_location: str, checkpoint, model_folder: str) -> No
                        plan.read_benchmarks(), plan.eval, plan.resources.eval_cpus, plan.resources.eval_gpus)
 
 
-def _evaluate_checkpoint(plan_location: str, checkpoint, model_folder: str) -> EvalResult:
+def _evaluate_checkpoint(plan_location: str, checkpoint, model_folder: str, prefill: bool) -> EvalResult:
     plan = TrialPlan.read(plan_location)
     with checkpoint.as_directory() as folder:
-        return evaluate_plan(plan, Path(folder) / model_folder, prefill=False)
+        return evaluate_plan(plan, Path(folder) / model_folder, prefill=prefill)
+
+
+def pool_runs_apart(plan: TrialPlan) -> bool:
+    """Whether ``eval.encoder: ray-data`` runs a Ray Data pool before the stage task (two actors
+    or more); a pool of one encodes inside the stage task, with its reservation."""
+    from scaling.eval.sharded_encoding import pool_config
+
+    return plan.eval.encoder == "ray-data" and not pool_config(plan.eval, plan.resources.eval_cpus,
+                                                               plan.resources.eval_gpus).in_process
 
 
 def run_evaluation(plan: TrialPlan, checkpoint, model_folder: str) -> EvalResult:
     """A Ray task reserving ``plan.resources.eval_cpus``/``eval_gpus``; the model is read from
     the run's final checkpoint (on the run's storage), wherever the task lands. With
-    ``eval.encoder: ray-data`` an unreserved driver task first runs the actor pool (which holds
-    the reservation while it encodes), then the stage task ranks from the cache."""
+    ``eval.encoder: ray-data`` and a pool of two actors or more, an unreserved driver task first
+    runs the pool (which holds the reservation while it encodes), then the stage task ranks from
+    the cache; a pool of one encodes in the stage task itself."""
     import ray
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
     # placement_group=None: outside the trial's placement group (Tune's), in resources of its own
     outside = PlacementGroupSchedulingStrategy(placement_group=None)
-    if plan.eval.encoder == "ray-data":
+    apart = pool_runs_apart(plan)
+    if apart:
         pool = ray.remote(_prefill_checkpoint).options(num_cpus=0, max_retries=0, scheduling_strategy=outside)
         ray.get(pool.remote(plan.location, checkpoint, model_folder))
     task = ray.remote(_evaluate_checkpoint).options(
         num_cpus=plan.resources.eval_cpus, num_gpus=plan.resources.eval_gpus, max_retries=0,
         scheduling_strategy=outside)
-    return ray.get(task.remote(plan.location, checkpoint, model_folder))
+    return ray.get(task.remote(plan.location, checkpoint, model_folder, not apart))

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 # from a trial's identity, so changing one of them resumes the same trials.
 LOCATION_SETTINGS = ("run.name", "run.storage_path", "data.data_dir", "run.cpus_per_worker", "run.gpus_per_worker",
                      "run.torch_threads", "run.max_failures", "run.sharding")
-EVAL_LOCATION_SETTINGS = ("memory_mb", "query_chunk", "device", "backend", "encoder")
+EVAL_LOCATION_SETTINGS = ("memory_mb", "query_chunk", "device", "backend", "encoder", "encoder_actors")
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -49,7 +49,8 @@ from scaling.training.config import SAMPLER_SHARED, TrainConfig, parse_override,
 
 SECTIONS = ("study", "axes", "train", "benchmarks", "eval", "zero_shot", "resources", "storage", "keep_models")
 AXES = ("model", "languages", "strategy", "seed", "params")
-EVAL_KEYS = ("settings", "ks", "metrics", "batch_size", "max_length", "memory_mb", "device", "backend", "encoder")
+EVAL_KEYS = ("settings", "ks", "metrics", "batch_size", "max_length", "memory_mb", "device", "backend", "encoder",
+             "encoder_actors")
 
 
 class StudyConfigError(ValueError):
