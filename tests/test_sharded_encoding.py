@@ -213,23 +213,24 @@ def test_two_actors_equal_one_process_e5(tmp_path, ray_local, pool):
 
 
 class CountingLoader:
-    """Loads the tiny model; each ``encode`` (one per shard) leaves a file in ``calls``, and
-    with ``fail_after`` the call that finds that many files already there raises instead."""
+    """Loads the tiny model; each ``encode_token_ids`` (one per shard, of texts or of a pool of
+    one's token ids) leaves a file in ``calls``, and with ``fail_after`` the call that finds that
+    many files already there raises instead."""
 
     def __init__(self, model: Path, calls: Path, fail_after: int | None = None) -> None:
         self.model, self.calls, self.fail_after = str(model), calls, fail_after
 
     def __call__(self) -> DualEncoder:
         encoder = DualEncoder.load(self.model)
-        original = encoder.encode
+        original = encoder.encode_token_ids
 
-        def encode(texts, kind, **kwargs):
+        def encode_token_ids(ids, **kwargs):
             if self.fail_after is not None and len(list(self.calls.iterdir())) >= self.fail_after:
                 raise RuntimeError("simulated crash of an encoding actor")
             (self.calls / uuid.uuid4().hex).touch()
-            return original(texts, kind, **kwargs)
+            return original(ids, **kwargs)
 
-        encoder.encode = encode
+        encoder.encode_token_ids = encode_token_ids
         return encoder
 
 
@@ -270,6 +271,28 @@ def test_several_collections_share_one_pool_and_its_model_loads(tmp_path, ray_lo
     again = encode_collections(LoadCounter(tiny_model, loads), [(passages, "passage")], model_key="tiny",
                                encoder_config=encoder.config, config=pool, cache_dir=tmp_path)
     assert again[0].encoded_shards == 0 and len(list(loads.iterdir())) <= pool.actors  # cached: no pool, no load
+
+
+def test_a_pool_of_one_tokenizes_each_text_once_and_lays_shards_out_by_tokens(tmp_path, tiny_model, monkeypatch):
+    """In this process the token ids that order the shards are the ones encoded (no second
+    tokenization), each shard holds a run of the token-sorted rows, and Ray Data is not used."""
+    import scaling.eval.sharded_encoding as sharded
+
+    monkeypatch.setattr(sharded, "_run_pool", lambda *a: pytest.fail("a pool of one started Ray Data"))
+    tokenized, real = [], DualEncoder.token_ids
+    monkeypatch.setattr(DualEncoder, "token_ids", lambda self, texts, *a, **k: tokenized.append(len(texts))
+                        or real(self, texts, *a, **k))
+    table = _texts(230)
+    encoder = DualEncoder.load(tiny_model)
+    want = encoder.encode(table.column("text").to_pylist(), "passage", batch_size=16, device="cpu")
+    tokens = [len(ids) for ids in encoder.token_ids(table.column("text").to_pylist(), "passage")]
+    tokenized.clear()
+    out = encode_sharded(str(tiny_model), table, "passage", model_key="tiny", encoder_config=encoder.config,
+                         config=HERE, cache_dir=tmp_path)
+    assert sum(tokenized) == 230 and out.executor == "in-process"
+    rows = out.pool.input_rows()
+    assert [tokens[r] for r in rows] == sorted(tokens, reverse=True)
+    assert np.abs(out.embeddings() - want).max() < 1e-3  # fp16 rounding
 
 
 @EXECUTORS

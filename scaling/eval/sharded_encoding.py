@@ -179,14 +179,13 @@ def byte_lengths(text: pa.Array) -> np.ndarray:
     return pc.binary_length(text.cast(pa.binary())).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
-def token_lengths(encoder: DualEncoder, text: pa.Array, kind: TextKind) -> np.ndarray:
-    """Token counts as ``encoder`` will see the texts (prefix, truncation, EOS), 65,536 texts at a
-    time: only the counts are kept."""
-    out = np.empty(len(text), np.int64)
-    for a in range(0, len(text), 65536):
-        ids = encoder.token_ids(text.slice(a, 65536).to_pylist(), kind)
-        out[a:a + len(ids)] = [len(x) for x in ids]
-    return out
+def token_ids(encoder: DualEncoder, text: pa.Array, kind: TextKind) -> pa.Array:
+    """Every text's token ids as ``encoder`` will see it (prefix, truncation, EOS), as an Arrow
+    list<int32> array (4 bytes a token), tokenized 65,536 texts at a time: the lengths lay the
+    shards out and the ids are encoded as they are, so the texts are tokenized once."""
+    chunks = [pa.array(encoder.token_ids(text.slice(a, 65536).to_pylist(), kind), pa.list_(pa.int32()))
+              for a in range(0, len(text), 65536)]
+    return pa.chunked_array(chunks, pa.list_(pa.int32())).combine_chunks()
 
 
 def length_order(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -267,7 +266,9 @@ class _ShardEncoder:
         keys, shards, rows, started, ended = [], [], [], [], []
         for row in batch.to_pylist():
             started.append(time.time())  # wall clock: comparable across the actors of one machine
-            emb = self.encoder.encode(row["text"], row["kind"], batch_size=self.batch_size, device=self.device)
+            emb = (self.encoder.encode_token_ids(row["tokens"], batch_size=self.batch_size, device=self.device)
+                   if "tokens" in row else  # tokenized already (a pool of one)
+                   self.encoder.encode(row["text"], row["kind"], batch_size=self.batch_size, device=self.device))
             i, folder = row["shard"], Path(row["folder"])
             _atomic_save(_shard(folder, i, "ids"), np.asarray(row["ids"], dtype=str))
             _atomic_save(_shard(folder, i, "lang"), np.asarray(row["lang"], dtype=np.int16))
@@ -417,18 +418,26 @@ class _Layout:
     lang_codes: pa.Array
     missing: list[int]  # shards not on disk
     shard_work: list[int]  # bytes or tokens of each shard's texts: the order shards are handed out in
+    tokens: pa.Array | None  # each row's token ids in shard order, where this process tokenized them
 
     @classmethod
-    def plan(cls, column: TextColumn, kind: TextKind, key: str, folder: Path, shard_rows: int, lengths: np.ndarray,
-             order_name: str) -> "_Layout":
+    def plan(cls, column: TextColumn, kind: TextKind, key: str, folder: Path, shard_rows: int, order_name: str,
+             tokens: pa.Array | None = None) -> "_Layout":
+        """Rows by UTF-8 bytes, or by token counts where ``tokens`` are given (input order)."""
+        import pyarrow.compute as pc
+
+        lengths = byte_lengths(column.text) if tokens is None else \
+            pc.list_value_length(tokens).to_numpy(zero_copy_only=False).astype(np.int64)
         order, lengths = length_order(lengths)  # shards of like lengths: little padding, as one global sort
         column = column.take(order)
+        tokens = None if tokens is None else tokens.take(pa.array(order))
         bounds = shard_bounds(len(column), shard_rows)
         codes, lang_codes = _language_codes(column.lang)
         missing = [i for i, (a, b) in enumerate(bounds) if not shard_done(folder, i, b - a)]
         cumulative = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
         shard_work = [int(cumulative[b] - cumulative[a]) for a, b in bounds]
-        return cls(kind, key, folder, column, order, order_name, bounds, codes, lang_codes, missing, shard_work)
+        return cls(kind, key, folder, column, order, order_name, bounds, codes, lang_codes, missing, shard_work,
+                   tokens)
 
     def rows(self, shards: Sequence[int]) -> int:
         return sum(self.bounds[i][1] - self.bounds[i][0] for i in shards)
@@ -492,9 +501,8 @@ def encode_collections(source: ModelSource, collections: Sequence[tuple[object, 
         if pending and config.in_process else None
     try:
         for column, kind, key in pending:
-            lengths = token_lengths(here.encoder, column.text, kind) if here else byte_lengths(column.text)
-            planned[key] = _Layout.plan(column, kind, key, root / key, config.shard_rows, lengths,
-                                        LENGTH_ORDERS[executor])
+            planned[key] = _Layout.plan(column, kind, key, root / key, config.shard_rows, LENGTH_ORDERS[executor],
+                                        token_ids(here.encoder, column.text, kind) if here else None)
         todo = [layout for layout in planned.values() if isinstance(layout, _Layout)]
         work = sorted(((layout, i) for layout in todo for i in layout.missing), key=lambda w: -w[0].shard_work[w[1]])
         total = sum(len(layout.column) for layout in todo)
@@ -541,13 +549,16 @@ def _resumable(work: list[tuple[_Layout, int]], progress: Progress):
 
 def _shard_blocks(work: list[tuple[_Layout, int]]):
     """One Arrow table of one row per (collection, shard) of ``work``, in that order: the shard's
-    texts, ids and language codes, and where its files go."""
+    texts (or their token ids, where this process tokenized them), ids and language codes, and
+    where its files go."""
     for layout, i in work:
         a, b = layout.bounds[i]
         column = layout.column
+        inputs = {"text": pa.array([column.text.slice(a, b - a).to_pylist()], pa.list_(pa.string()))} \
+            if layout.tokens is None else \
+            {"tokens": pa.ListArray.from_arrays(pa.array([0, b - a], pa.int32()), layout.tokens.slice(a, b - a))}
         yield pa.table({"folder": pa.array([str(layout.folder)]), "kind": pa.array([layout.kind]),
-                        "shard": pa.array([i], pa.int64()),
-                        "text": pa.array([column.text.slice(a, b - a).to_pylist()], pa.list_(pa.string())),
+                        "shard": pa.array([i], pa.int64()), **inputs,
                         "ids": pa.array([column.ids.slice(a, b - a).to_pylist()], pa.list_(pa.string())),
                         "lang": pa.array([layout.lang_codes.slice(a, b - a).to_pylist()], pa.list_(pa.int16()))})
 

@@ -365,15 +365,20 @@ class DualEncoder(nn.Module):
 
         The forward pass computes in ``encoder.dtype`` (autocast), as in training; outputs are float32.
         """
+        return self.encode_token_ids(self.token_ids(texts, kind, instruction), batch_size=batch_size, device=device)
+
+    @torch.inference_mode()
+    def encode_token_ids(self, enc: Sequence[Sequence[int]], *, batch_size: int = 64,
+                         device: str | torch.device | None = None) -> np.ndarray:
+        """``encode`` of texts already tokenized by ``token_ids`` (lists or integer arrays)."""
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         was_training = self.training
         self.eval().to(device)
-        enc = self.token_ids(texts, kind, instruction)
-        lengths = np.fromiter((len(ids) for ids in enc), dtype=np.int64, count=len(texts))
+        lengths = np.fromiter((len(ids) for ids in enc), dtype=np.int64, count=len(enc))
         order = np.argsort(-lengths, kind="stable")
         dim = int(self.backbone.config.hidden_size)
-        out = np.empty((len(texts), dim), dtype=np.float32)
-        for start in range(0, len(texts), batch_size):
+        out = np.empty((len(enc), dim), dtype=np.float32)
+        for start in range(0, len(enc), batch_size):
             idx = order[start:start + batch_size]
             ids, mask = self.pad([enc[i] for i in idx])
             vectors = self(ids.to(device), mask.to(device))
