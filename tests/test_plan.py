@@ -91,10 +91,10 @@ def test_worker_and_evaluation_read_only_the_plan(planned, tmp_path, monkeypatch
     settings = {(r.setting, r.metric) for r in result.records if r.query_lang == "*"}
     assert ("multi", "map") in settings and ("cross", "recall@3") in settings
     assert not {s for s, _ in settings} - {"multi", "cross"} and ("multi", "recall@10") not in settings
-    _pool_loads_no_weights_before_its_actors(plan, ctx.saved[-1] / MODEL_FOLDER, result, tmp_path, monkeypatch)
+    _pooled_stage_loads_weights_only_where_it_encodes(plan, ctx.saved[-1] / MODEL_FOLDER, result, tmp_path, monkeypatch)
 
 
-def _pool_loads_no_weights_before_its_actors(plan, model_dir, local, tmp_path, monkeypatch):
+def _pooled_stage_loads_weights_only_where_it_encodes(plan, model_dir, local, tmp_path, monkeypatch):
     """eval.encoder: ray-data in the stage. With two actors the pool is keyed by the fingerprint
     saved with the model (nothing computed or loaded here before the actors), and this process
     ranks every benchmark from the entries the pool wrote without loading the weights at all.
