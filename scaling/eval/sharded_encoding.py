@@ -48,7 +48,6 @@ from scaling.eval.embeddings import encoding_settings
 from scaling.eval.shards import ORDER_KEY, POOL_FILE, ShardedPool, _shard
 from scaling.models.encoder import DualEncoder, EncoderConfig, TextKind
 
-ENCODERS = ("local", "ray-data")  # eval.encoder: this process, or the Ray Data actor pool
 EXECUTORS = ("auto", "ray-data", "in-process")  # who encodes the shards (auto: this process for a pool of one)
 # how rows are laid out over the shards (``length_order``), by executor: bytes where no tokenizer
 # is at hand (the pool's driver), token counts where the model is loaded anyway (a pool of one):
@@ -517,17 +516,14 @@ def encode_collections(source: ModelSource, collections: Sequence[tuple[object, 
     finally:
         if here is not None:
             _free(here)
-            del here
     timeline = tuple(sorted(timeline, key=lambda t: t.started))
-    layouts = [planned[key] for key in keys]
-    executor = executor if work else ""
     pools = {layout.key: layout.finish(model_key, encoder_config, config.shard_rows) for layout in todo}
     seconds = time.perf_counter() - start
     return [ShardedEncoding(layout, layout.folder.name, 0, len(layout.shard_rows), seconds, started=wall_start)
             if isinstance(layout, ShardedPool) else
             ShardedEncoding(pools[layout.key], layout.key, len(layout.missing), len(layout.bounds), seconds, timeline,
-                            wall_start, executor)
-            for layout in layouts]
+                            wall_start, executor if work else "")
+            for layout in (planned[key] for key in keys)]
 
 
 @contextmanager
